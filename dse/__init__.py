@@ -1,0 +1,1 @@
+"""npu-dse design-space search (see the open issues for what lands here)."""

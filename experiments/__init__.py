@@ -1,0 +1,1 @@
+"""npu-dse experiments, file formats and the command-line interface."""

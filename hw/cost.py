@@ -1,0 +1,189 @@
+"""The cost model: ``evaluate(config, workload, mapping, arithmetic) -> CostReport``.
+
+Per layer (``l``), with ``G`` GEMMs of one shape:
+
+    compute_l = G * folds * fold_cycles                      (hw.mac_array, SCALE-Sim exact)
+    vector_l  = ceil(vector_ops / vector_lanes)
+    dram_l    = DRAM bytes / (bytes per cycle)               (hw.memory)
+    total_l   = max(compute_l + vector_l, dram_l) + prologue_l + epilogue_l
+    energy_l  = MACs * e_mac(w, a, acc)                      (hw.tech)
+              + MACs * hop_bits * e_reg                      operands moving between PEs
+              + sum over buffers of bits accessed * e_sram(size)
+              + DRAM bits * e_dram + vector_ops * e_vec + P_leak * total_l / f_clk
+
+With ``stall=False`` the DRAM is infinitely fast (``total = compute + vector``), as in
+SCALE-Sim's CALC bandwidth mode. Everything is a pure function of pytrees: jit it, vmap it
+over designs or layers, and differentiate it with ``Arith.smooth(t)``.
+
+>>> from hw import presets, layers
+>>> wl = layers.workload([layers.gemm("g", m=64, k=64, n=64)])
+>>> rep = evaluate(presets.get_preset("scalesim-32x32"), wl, stall=False)
+>>> int(rep.compute_cycles[0])  # 2 x 2 folds of 64 + 32 + 32 - 2 cycles (os)
+504
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from hw import arith, mac_array, memory, tech
+from hw.arith import EXACT, Arith
+from hw.types import CostReport, Mapping, NPUConfig, Workload
+
+# Tile-size candidates of the default mapper: powers of two up to 2**16, plus the full size.
+_TILE_EXPONENTS = 17
+
+
+def min_tiles(config: NPUConfig, workload: Workload):
+    """Smallest legal tiles ``(tm, tk, tn)``: one array fold of the stationary operand.
+
+    The spatial GEMM dimensions of the dataflow must cover one fold (``min(dim, R)`` on the
+    rows, ``min(dim, C)`` on the columns); the temporal one can be 1.
+    """
+    m, k, n = workload.gemm_m, workload.gemm_k, workload.gemm_n
+    r, c, df = config.rows, config.cols, config.dataflow
+    one = jnp.ones_like(m)
+    tm = jnp.where(df == 0, jnp.minimum(m, r), jnp.where(df == 2, jnp.minimum(m, c), one))
+    tk = jnp.where(df == 0, one, jnp.minimum(k, r))
+    tn = jnp.where(df == 2, one, jnp.minimum(n, c))
+    return jnp.maximum(tm, 1), jnp.maximum(tk, 1), jnp.maximum(tn, 1)
+
+
+def _candidates(dim, lo):
+    """``clip(2**i, lo, dim)`` for i < _TILE_EXPONENTS, and ``dim``: shape (..., E + 1)."""
+    pows = 2 ** jnp.arange(_TILE_EXPONENTS, dtype=jnp.int64)
+    cand = jnp.clip(pows, lo[..., None], jnp.maximum(dim, 1)[..., None])
+    return jnp.concatenate([cand, jnp.maximum(dim, 1)[..., None]], axis=-1)
+
+
+def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
+    """Per layer, the fitting tiles and loop order with the fewest total cycles.
+
+    Exhaustive over power-of-two tiles (and the full dimension) in all three loop orders;
+    ties go to the fewest DRAM bytes. Where nothing fits, the smallest legal tiles are
+    returned (``CostReport.fits`` is then False).
+    """
+    lo_m, lo_k, lo_n = min_tiles(config, workload)
+    e = _TILE_EXPONENTS + 1
+    tm = _candidates(workload.gemm_m, lo_m)[:, :, None, None, None]
+    tk = _candidates(workload.gemm_k, lo_k)[:, None, :, None, None]
+    tn = _candidates(workload.gemm_n, lo_n)[:, None, None, :, None]
+    order = jnp.arange(3)[None, None, None, None, :]
+    shape = (workload.gemm_m.shape[0], e, e, e, 3)
+    grid = Mapping(*(jnp.broadcast_to(x, shape) for x in (tm, tk, tn, order)))
+    wl = jax.tree_util.tree_map(lambda x: x[:, None, None, None, None], workload)
+    traffic = memory.dram_traffic(config, wl, grid, EXACT)
+    cycles = memory.dram_cycles(config, traffic, EXACT) + memory.exposed_cycles(
+        config, wl, grid, EXACT
+    )
+    total_bytes = sum(traffic)
+    key = cycles + total_bytes / (jnp.max(total_bytes) + 1.0)
+    key = jnp.where(memory.fits(config, grid), key, jnp.inf).reshape(shape[0], -1)
+    best = jnp.argmin(key, axis=-1)
+    pick = jax.tree_util.tree_map(
+        lambda x: jnp.take_along_axis(x.reshape(shape[0], -1), best[:, None], axis=-1)[:, 0], grid
+    )
+    return pick
+
+
+def _sram_pj(bits_accessed, size_kib, t):
+    return bits_accessed * tech.sram_pj_per_bit(size_kib, t)
+
+
+def _energy(config: NPUConfig, workload: Workload, counts: dict, ar: Arith):
+    """Energy terms per layer, pJ (see the module docstring)."""
+    t = config.tech
+    macs = workload.macs
+    g = workload.gemm_count
+    hop_bits = config.a_bits + jnp.where(config.dataflow == 0, config.w_bits, config.acc_bits)
+    psum_reads = jnp.maximum(counts["sram_ofmap_writes"] - g * workload.gemm_m * workload.gemm_n, 0)
+    sizes = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
+    if config.unified_sram:
+        sizes = (sum(sizes),) * 3
+    rd_in, rd_w, wr_out, rd_out = counts["dram"]
+    vec_bits = (workload.ifmap_elems + workload.ofmap_elems) * jnp.where(g > 0, 0, config.a_bits)
+    sram = (
+        _sram_pj(counts["sram_ifmap_reads"] * config.a_bits + 8 * rd_in + vec_bits, sizes[0], t)
+        + _sram_pj(counts["sram_filter_reads"] * config.w_bits + 8 * rd_w, sizes[1], t)
+        + _sram_pj(
+            (counts["sram_ofmap_writes"] + psum_reads) * config.acc_bits + 8 * (wr_out + rd_out),
+            sizes[2],
+            t,
+        )
+    )
+    return {
+        "energy_mac_pj": macs * tech.mac_energy_pj(config.w_bits, config.a_bits, config.acc_bits, t),
+        "energy_array_pj": macs * hop_bits * t.reg_pj_per_bit,
+        "energy_sram_pj": sram,
+        "energy_dram_pj": 8.0 * (rd_in + rd_w + wr_out + rd_out) * t.dram_pj_per_bit,
+        "energy_vector_pj": workload.vector_ops * t.vector_pj_per_op,
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("ar", "stall"))
+def evaluate(
+    config: NPUConfig,
+    workload: Workload,
+    mapping: Mapping | None = None,
+    ar: Arith = EXACT,
+    stall: bool = True,
+) -> CostReport:
+    """Cycles, traffic, energy and area of a workload on one design (see the module docs).
+
+    Args:
+      config: the design; a batch of designs goes through ``jax.vmap``.
+      workload: the layers, shape=(L,) fields.
+      mapping: per-layer tiles and loop orders; ``None`` picks :func:`default_mapping`.
+      ar: ``EXACT`` for reporting, ``Arith.smooth(t)`` for gradients.
+      stall: False for infinite DRAM bandwidth (compute cycles only).
+    """
+    if mapping is None:
+        mapping = default_mapping(config, workload)
+    m, k, n, g = workload.gemm_m, workload.gemm_k, workload.gemm_n, workload.gemm_count
+    r, c, df = config.rows, config.cols, config.dataflow
+    compute = g * mac_array.compute_cycles(m, k, n, r, c, df, ar)
+    vector = arith.ceil_div(workload.vector_ops, config.vector_lanes, ar)
+    sram_i, sram_f, sram_o = mac_array.sram_traffic(m, k, n, r, c, df, ar)
+    traffic = memory.dram_traffic(config, workload, mapping, ar)
+    dram = memory.dram_cycles(config, traffic, ar)
+    busy = compute + vector
+    if stall:
+        total = arith.maximum(busy, dram, ar) + memory.exposed_cycles(config, workload, mapping, ar)
+    else:
+        total = busy
+    counts = {
+        "sram_ifmap_reads": g * sram_i,
+        "sram_filter_reads": g * sram_f,
+        "sram_ofmap_writes": g * sram_o,
+        "dram": traffic,
+    }
+    energy = _energy(config, workload, counts, ar)
+    seconds = total / (config.clock_mhz * 1e6)
+    return CostReport(
+        macs=workload.macs,
+        compute_cycles=compute,
+        vector_cycles=vector,
+        dram_cycles=dram,
+        stall_cycles=total - busy,
+        total_cycles=total,
+        mapping_efficiency=jnp.where(
+            g > 0, mac_array.mapping_efficiency(m, k, n, r, c, df, ar), 0.0
+        ),
+        utilization=workload.macs / (r * c * jnp.maximum(total, 1)),
+        sram_ifmap_reads=counts["sram_ifmap_reads"],
+        sram_filter_reads=counts["sram_filter_reads"],
+        sram_ofmap_writes=counts["sram_ofmap_writes"],
+        dram_ifmap_read_bytes=traffic[0],
+        dram_filter_read_bytes=traffic[1],
+        dram_ofmap_write_bytes=traffic[2],
+        dram_ofmap_read_bytes=traffic[3],
+        energy_leak_pj=tech.leakage_w(config) * seconds * 1e12,
+        fits=memory.fits(config, mapping),
+        clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
+        area_mm2=tech.area_mm2(config),
+        names=workload.names,
+        **energy,
+    )

@@ -1,0 +1,151 @@
+"""Memory hierarchy: tiles against buffer capacities, DRAM traffic per loop order, stalls.
+
+A layer's GEMM is tiled for the SRAMs: tiles of ``tm x tk`` inputs, ``tk x tn`` weights and
+``tm x tn`` outputs are double-buffered (two of each fit, so the next tile loads while the
+array works on the current one). The three DRAM-level loops run over ``nm = ceil(M / tm)``,
+``nk = ceil(K / tk)`` and ``nn = ceil(N / tn)`` tiles in one of three orders, named by the
+operand whose tile stays put while the innermost loop runs (``hw.types.LOOP_ORDERS``):
+
+==========  ===========  =====================  =====================  ==================
+order       loops        ifmap fetches          weight fetches         partial-sum spills
+==========  ===========  =====================  =====================  ==================
+out         m, n, k      nn if nk > 1           nm if nn > 1 or nk>1   none
+weight      n, k, m      nn if nk>1 or nm > 1   1                      nk - 1 if nm > 1
+input       m, k, n      1                      nm if nk>1 or nn > 1   nk - 1 if nn > 1
+==========  ===========  =====================  =====================  ==================
+
+An operand is fetched again for every iteration of its irrelevant loop when that loop sits
+outside a relevant loop with more than one trip (the usual reuse analysis of Timeloop and
+ZigZag, for a two-level hierarchy). Fetch counts multiply the distinct elements of the operand
+(``Workload.ifmap_elems``...; halo overlap of conv tiles is ignored). A spilled partial sum is
+written and read back at ``acc_bits``; final outputs are written at ``a_bits``.
+
+The per-layer latency is a roofline with overlap (DOSA, MICRO 2023, section IV):
+
+    total = max(compute, dram) + prologue + epilogue
+
+where ``dram`` is the transfer time of all DRAM traffic at the configured bandwidth (the three
+streams share it, or each has its own with ``dram_per_stream``), ``prologue`` the load of the
+first input and weight tiles (nothing to overlap with yet) and ``epilogue`` the write-back of
+the last output tile.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from hw import arith
+from hw.arith import Arith
+from hw.types import Mapping, NPUConfig, Workload
+
+
+def bw_bytes_per_cycle(config: NPUConfig):
+    """DRAM bytes per core cycle: ``GB/s * 1e9 / (MHz * 1e6)``."""
+    return config.dram_bw_gbps * 1e3 / config.clock_mhz
+
+
+def tile_bytes(config: NPUConfig, mapping: Mapping):
+    """Bytes of one input, weight and output (accumulator) tile, shape=(L,) each."""
+    tm, tk, tn = mapping.tile_m, mapping.tile_k, mapping.tile_n
+    return (
+        tm * tk * config.a_bits / 8.0,
+        tk * tn * config.w_bits / 8.0,
+        tm * tn * config.acc_bits / 8.0,
+    )
+
+
+def capacity_slack(config: NPUConfig, mapping: Mapping):
+    """Free SRAM bytes left by double-buffered tiles (negative: the tiles do not fit).
+
+    Returns ``(ifmap, filter, ofmap)`` slacks, shape=(L,) each; with ``unified_sram`` all three
+    are the slack of the shared buffer.
+    """
+    a, w, o = tile_bytes(config, mapping)
+    sizes = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
+    if config.unified_sram:
+        total = 1024.0 * sum(sizes) - 2.0 * (a + w + o)
+        return total, total, total
+    return tuple(1024.0 * s - 2.0 * t for s, t in zip(sizes, (a, w, o), strict=True))
+
+
+def fits(config: NPUConfig, mapping: Mapping):
+    """True where every double-buffered tile fits its SRAM, shape=(L,)."""
+    si, sf, so = capacity_slack(config, mapping)
+    return (si >= 0) & (sf >= 0) & (so >= 0)
+
+
+def fetch_factors(workload: Workload, mapping: Mapping, ar: Arith):
+    """``(ifmap, weight, spill)`` fetch multipliers of the loop-order table, shape=(L,) each.
+
+    ``spill`` is the number of extra partial-sum round trips per output element (``nk - 1``
+    or 0).
+    """
+    nm = arith.ceil_div(workload.gemm_m, mapping.tile_m, ar)
+    nk = arith.ceil_div(workload.gemm_k, mapping.tile_k, ar)
+    nn = arith.ceil_div(workload.gemm_n, mapping.tile_n, ar)
+
+    def many(n):  # 1 if the loop has more than one trip
+        return arith.step(n - 1.5, ar)
+
+    def either(p, q):
+        return p + q - p * q
+
+    order = mapping.loop_order
+    is_out, is_weight = order == 0, order == 1
+    ifmap = jnp.where(
+        is_out,
+        1 + (nn - 1) * many(nk),
+        jnp.where(is_weight, 1 + (nn - 1) * either(many(nk), many(nm)), 1.0),
+    )
+    weight = jnp.where(is_weight, 1.0, 1 + (nm - 1) * either(many(nk), many(nn)))
+    spill = jnp.where(
+        is_out, 0.0, (nk - 1) * jnp.where(is_weight, many(nm), many(nn))
+    )
+    return ifmap, weight, spill
+
+
+def dram_traffic(config: NPUConfig, workload: Workload, mapping: Mapping, ar: Arith):
+    """DRAM bytes per layer: ``(ifmap_read, filter_read, ofmap_write, ofmap_read)``.
+
+    Vector-only layers (no GEMM) read their inputs and write their outputs once.
+    """
+    f_in, f_w, spill = fetch_factors(workload, mapping, ar)
+    has_gemm = workload.gemm_count > 0
+    f_in = jnp.where(has_gemm, f_in, 1.0)
+    f_w = jnp.where(has_gemm, f_w, 0.0)
+    spill = jnp.where(has_gemm, spill, 0.0)
+    a_b, w_b, acc_b = config.a_bits / 8.0, config.w_bits / 8.0, config.acc_bits / 8.0
+    psum_bytes = spill * workload.ofmap_elems * acc_b
+    return (
+        workload.ifmap_elems * f_in * a_b,
+        workload.filter_elems * f_w * w_b,
+        workload.ofmap_elems * a_b + psum_bytes,
+        psum_bytes,
+    )
+
+
+def dram_cycles(config: NPUConfig, traffic, ar: Arith):
+    """Cycles to move the traffic at the configured bandwidth (shared or per stream)."""
+    rd_in, rd_w, wr_out, rd_out = traffic
+    bw = bw_bytes_per_cycle(config)
+    if config.dram_per_stream:
+        busiest = arith.max_of((rd_in, rd_w, wr_out + rd_out), ar)
+        return arith.ceil(busiest / bw, ar)
+    return arith.ceil((rd_in + rd_w + wr_out + rd_out) / bw, ar)
+
+
+def exposed_cycles(config: NPUConfig, workload: Workload, mapping: Mapping, ar: Arith):
+    """Prologue + epilogue: first input and weight tiles in, last output tile out."""
+    a, w, _ = tile_bytes(config, mapping)
+    has_gemm = workload.gemm_count > 0
+    a_b = config.a_bits / 8.0
+    first_a = arith.minimum(a, workload.ifmap_elems * a_b, ar)
+    first_w = arith.minimum(w, workload.filter_elems * config.w_bits / 8.0, ar)
+    last_o = arith.minimum(mapping.tile_m * mapping.tile_n * a_b, workload.ofmap_elems * a_b, ar)
+    bw = bw_bytes_per_cycle(config)
+    if config.dram_per_stream:
+        first = arith.maximum(first_a, first_w, ar)
+    else:
+        first = first_a + first_w
+    cycles = arith.ceil(first / bw, ar) + arith.ceil(last_o / bw, ar)
+    return jnp.where(has_gemm, cycles, 0.0)

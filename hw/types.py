@@ -1,0 +1,213 @@
+"""Core types: NPU config, workload, mapping and cost report, as frozen pytree dataclasses.
+
+A field is a pytree leaf (traced by jit, vmapped, differentiated) iff it is a number that a
+search may change; names, layer kinds and code-path switches are static metadata. Changing a
+leaf's value never recompiles a jitted cost function; changing a static field does. Build
+variants with ``dataclasses.replace``.
+
+Units are in field names (``_kib``, ``_mhz``, ``_gbps``, ``_bits``, ``_pj``, ...). Per-layer
+fields have shape ``(L,)``; a batch of designs or layers adds leading axes, and reductions over
+layers use ``axis=-1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = Any  # a jax or numpy array, or a Python number
+
+DATAFLOWS = ("os", "ws", "is")
+"""Dataflow codes in the order of their integer code (``NPUConfig.dataflow``)."""
+
+LOOP_ORDERS = ("out", "weight", "input")
+"""DRAM-level loop orders (``Mapping.loop_order``): which operand tile stays in SRAM while the
+innermost loop runs: ``out`` (K innermost, partial sums stay on chip), ``weight`` (M innermost,
+each weight tile is fetched once) or ``input`` (N innermost, each input tile is fetched once)."""
+
+
+def static(default=dataclasses.MISSING, **kw):
+    """A dataclass field that is pytree metadata (hashable, part of the jit cache key)."""
+    return dataclasses.field(default=default, metadata={"static": True}, **kw)
+
+
+def pytree_dataclass(cls):
+    """Frozen dataclass registered as a pytree; fields made with :func:`static` are metadata."""
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    return jax.tree_util.register_dataclass(cls)
+
+
+@pytree_dataclass
+class TechTable:
+    """Energy and area per unit of work, for one technology node (see ``hw.tech`` for sources).
+
+    All fields are leaves so that a search or a sensitivity study can vary them.
+    """
+
+    node_nm: Array  # process node the figures are for, nm
+    mult_pj_8b: Array  # energy of one 8x8-bit integer multiply, pJ; scales with wa*wb/64
+    add_pj_32b: Array  # energy of one 32-bit integer add, pJ; scales linearly with bits
+    mult_um2_8b: Array  # area of one 8x8-bit multiplier, um^2; scales with wa*wb/64
+    add_um2_32b: Array  # area of one 32-bit adder, um^2; scales linearly with bits
+    reg_pj_per_bit: Array  # register/array-link energy per bit moved one PE, pJ
+    reg_um2_per_bit: Array  # area of one pipeline register bit in a PE, um^2
+    sram_pj_per_64b_ref: Array  # energy of a 64-bit SRAM access at the reference size, pJ
+    sram_ref_kib: Array  # reference SRAM size for the energy above, KiB
+    sram_energy_exp: Array  # SRAM access energy grows as (size / ref) ** exp
+    sram_um2_per_bit: Array  # SRAM area per bit including periphery, um^2
+    dram_pj_per_bit: Array  # DRAM access energy per bit, pJ
+    leak_mw_per_mm2: Array  # static (leakage) power per mm^2 of logic and SRAM, mW
+    vector_pj_per_op: Array  # energy of one vector-unit operation at 16 bits, pJ
+    host_pj_per_byte: Array  # energy to move one byte over the host link, pJ
+
+
+@pytree_dataclass
+class NPUConfig:
+    """One NPU design: a systolic MAC array with on-chip SRAM and a DRAM interface.
+
+    The on-chip buffers follow SCALE-Sim's split into ifmap (activations), filter (weights)
+    and ofmap (outputs / partial sums) SRAMs, each double-buffered. With ``unified_sram`` the
+    three sizes only matter through their sum, which all three tiles share.
+    """
+
+    rows: Array  # MAC array height (SCALE-Sim ArrayHeight), PEs
+    cols: Array  # MAC array width (SCALE-Sim ArrayWidth), PEs
+    dataflow: Array  # index into DATAFLOWS: 0 os, 1 ws, 2 is
+    clock_mhz: Array  # core clock, MHz
+    ifmap_sram_kib: Array  # input-activation buffer, KiB
+    filter_sram_kib: Array  # weight buffer, KiB
+    ofmap_sram_kib: Array  # output / partial-sum buffer, KiB
+    dram_bw_gbps: Array  # DRAM bandwidth, GB/s (per stream when dram_per_stream)
+    w_bits: Array  # weight width, bits
+    a_bits: Array  # activation width, bits
+    acc_bits: Array  # accumulator width, bits
+    vector_lanes: Array  # vector-unit operations per cycle (softmax, norms, pooling, ...)
+    tech: TechTable
+    name: str = static("custom")
+    unified_sram: bool = static(False)  # one buffer shared by the three operands
+    dram_per_stream: bool = static(False)  # each of the 3 streams has its own dram_bw_gbps
+
+    @property
+    def dataflow_name(self) -> str:
+        return DATAFLOWS[int(self.dataflow)]
+
+    @property
+    def peak_ops_per_s(self):
+        """Peak throughput, 2 ops (multiply + add) per MAC per cycle."""
+        return 2.0 * self.rows * self.cols * self.clock_mhz * 1e6
+
+
+@pytree_dataclass
+class Workload:
+    """A network as a list of layers, each a batch of identical GEMMs plus vector work.
+
+    A GEMM is ``(M x K) . (K x N)``; ``gemm_count`` independent copies of it run one after
+    another (conv groups, attention heads, batch). Vector-only layers have ``gemm_count = 0``.
+    The distinct element counts are what DRAM must move at least once; for a conv the ifmap
+    is smaller than the im2col matrix ``M x K``.
+    """
+
+    gemm_m: Array  # shape=(L,) output pixels (conv) or rows (GEMM)
+    gemm_k: Array  # shape=(L,) reduction length
+    gemm_n: Array  # shape=(L,) output channels / columns
+    gemm_count: Array  # shape=(L,) independent GEMMs of this shape
+    ifmap_elems: Array  # shape=(L,) distinct input-activation elements
+    filter_elems: Array  # shape=(L,) distinct weight elements
+    ofmap_elems: Array  # shape=(L,) output elements
+    vector_ops: Array  # shape=(L,) elementwise vector-unit operations
+    names: tuple[str, ...] = static(())
+    kinds: tuple[str, ...] = static(())
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.names)
+
+    @property
+    def macs(self):
+        """Multiply-accumulates per layer, shape=(L,)."""
+        return self.gemm_m * self.gemm_k * self.gemm_n * self.gemm_count
+
+
+@pytree_dataclass
+class Mapping:
+    """Per-layer schedule: DRAM-level tile sizes of the GEMM and the loop order.
+
+    A tile ``(tile_m x tile_k)`` of the ifmap, ``(tile_k x tile_n)`` of the weights and
+    ``(tile_m x tile_n)`` of the outputs sit in the (double-buffered) SRAMs at a time.
+    """
+
+    tile_m: Array  # shape=(L,)
+    tile_k: Array  # shape=(L,)
+    tile_n: Array  # shape=(L,)
+    loop_order: Array  # shape=(L,) index into LOOP_ORDERS
+
+
+@pytree_dataclass
+class CostReport:
+    """Per-layer costs (shape ``(..., L)``) from ``hw.cost.evaluate``.
+
+    Cycle counts are counts (SCALE-Sim's ``total_cycles`` is the last index, one less).
+    """
+
+    macs: Array
+    compute_cycles: Array  # the array busy, infinite bandwidth (SCALE-Sim CALC mode)
+    vector_cycles: Array  # vector-unit cycles
+    dram_cycles: Array  # DRAM transfer time at the configured bandwidth
+    stall_cycles: Array  # total - compute
+    total_cycles: Array
+    mapping_efficiency: Array  # 0-1, share of PEs mapped per fold (SCALE-Sim)
+    utilization: Array  # 0-1, MACs / (PEs * total_cycles)
+    sram_ifmap_reads: Array  # words read from the ifmap SRAM by the array
+    sram_filter_reads: Array  # words read from the filter SRAM by the array
+    sram_ofmap_writes: Array  # words written to the ofmap SRAM by the array
+    dram_ifmap_read_bytes: Array
+    dram_filter_read_bytes: Array
+    dram_ofmap_write_bytes: Array  # includes partial-sum spills
+    dram_ofmap_read_bytes: Array  # partial sums read back
+    energy_mac_pj: Array
+    energy_array_pj: Array  # operand and partial-sum movement between PEs
+    energy_sram_pj: Array
+    energy_dram_pj: Array
+    energy_vector_pj: Array
+    energy_leak_pj: Array
+    fits: Array  # bool: the mapping's tiles fit the buffers
+    clock_mhz: Array  # scalar, to turn cycles into seconds
+    area_mm2: Array  # scalar, the design's area
+    names: tuple[str, ...] = static(())
+
+    @property
+    def latency_s(self):
+        """Per-layer latency, s."""
+        return self.total_cycles / (self.clock_mhz[..., None] * 1e6)
+
+    @property
+    def energy_pj(self):
+        """Per-layer energy, pJ."""
+        return (
+            self.energy_mac_pj
+            + self.energy_array_pj
+            + self.energy_sram_pj
+            + self.energy_dram_pj
+            + self.energy_vector_pj
+            + self.energy_leak_pj
+        )
+
+    @property
+    def total_latency_s(self):
+        return jnp.sum(self.latency_s, axis=-1)
+
+    @property
+    def total_energy_j(self):
+        return jnp.sum(self.energy_pj, axis=-1) * 1e-12
+
+    @property
+    def power_w(self):
+        """Average power over the workload, W."""
+        return self.total_energy_j / self.total_latency_s
+
+    @property
+    def edp_js(self):
+        return self.total_energy_j * self.total_latency_s
