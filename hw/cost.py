@@ -59,6 +59,7 @@ def _candidates(dim, lo):
     return jnp.concatenate([cand, jnp.maximum(dim, 1)[..., None]], axis=-1)
 
 
+@jax.jit
 def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     """Per layer, the fitting tiles and loop order with the fewest total cycles.
 
@@ -93,7 +94,7 @@ def _sram_pj(bits_accessed, size_kib, t):
     return bits_accessed * tech.sram_pj_per_bit(size_kib, t)
 
 
-def _energy(config: NPUConfig, workload: Workload, counts: dict, ar: Arith):
+def _energy(config: NPUConfig, workload: Workload, counts: dict):
     """Energy terms per layer, pJ (see the module docstring)."""
     t = config.tech
     macs = workload.macs
@@ -115,7 +116,8 @@ def _energy(config: NPUConfig, workload: Workload, counts: dict, ar: Arith):
         )
     )
     return {
-        "energy_mac_pj": macs * tech.mac_energy_pj(config.w_bits, config.a_bits, config.acc_bits, t),
+        "energy_mac_pj": macs
+        * tech.mac_energy_pj(config.w_bits, config.a_bits, config.acc_bits, t),
         "energy_array_pj": macs * hop_bits * t.reg_pj_per_bit,
         "energy_sram_pj": sram,
         "energy_dram_pj": 8.0 * (rd_in + rd_w + wr_out + rd_out) * t.dram_pj_per_bit,
@@ -160,7 +162,7 @@ def evaluate(
         "sram_ofmap_writes": g * sram_o,
         "dram": traffic,
     }
-    energy = _energy(config, workload, counts, ar)
+    energy = _energy(config, workload, counts)
     seconds = total / (config.clock_mhz * 1e6)
     return CostReport(
         macs=workload.macs,

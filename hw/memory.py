@@ -80,9 +80,10 @@ def fetch_factors(workload: Workload, mapping: Mapping, ar: Arith):
     ``spill`` is the number of extra partial-sum round trips per output element (``nk - 1``
     or 0).
     """
-    nm = arith.ceil_div(workload.gemm_m, mapping.tile_m, ar)
-    nk = arith.ceil_div(workload.gemm_k, mapping.tile_k, ar)
-    nn = arith.ceil_div(workload.gemm_n, mapping.tile_n, ar)
+    # Tiles below 1 (vector layers, or a search stepping out of its box) count as 1.
+    nm = arith.ceil_div(workload.gemm_m, jnp.maximum(mapping.tile_m, 1), ar)
+    nk = arith.ceil_div(workload.gemm_k, jnp.maximum(mapping.tile_k, 1), ar)
+    nn = arith.ceil_div(workload.gemm_n, jnp.maximum(mapping.tile_n, 1), ar)
 
     def many(n):  # 1 if the loop has more than one trip
         return arith.step(n - 1.5, ar)
@@ -98,9 +99,7 @@ def fetch_factors(workload: Workload, mapping: Mapping, ar: Arith):
         jnp.where(is_weight, 1 + (nn - 1) * either(many(nk), many(nm)), 1.0),
     )
     weight = jnp.where(is_weight, 1.0, 1 + (nm - 1) * either(many(nk), many(nn)))
-    spill = jnp.where(
-        is_out, 0.0, (nk - 1) * jnp.where(is_weight, many(nm), many(nn))
-    )
+    spill = jnp.where(is_out, 0.0, (nk - 1) * jnp.where(is_weight, many(nm), many(nn)))
     return ifmap, weight, spill
 
 

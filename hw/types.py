@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = Any  # a jax or numpy array, or a Python number
 
@@ -211,3 +212,16 @@ class CostReport:
     @property
     def edp_js(self):
         return self.total_energy_j * self.total_latency_s
+
+
+def canonical(tree):
+    """Cast every leaf to an int64 or float64 NumPy array (by its kind), so that designs built
+    from Python numbers and from presets share one jit signature and never recompile."""
+
+    def cast(x):
+        if isinstance(x, jax.core.Tracer):
+            return x
+        dtype = jnp.int64 if jnp.issubdtype(jnp.result_type(x), jnp.integer) else jnp.float64
+        return jnp.asarray(x, dtype=dtype) if isinstance(x, jax.Array) else np.asarray(x, dtype)
+
+    return jax.tree_util.tree_map(cast, tree)

@@ -1,0 +1,252 @@
+"""Turn cost reports into plain dicts (for ``--json``) and aligned text tables (for people).
+
+The dicts hold Python numbers only: cycle counts are ints, everything is finite (a NaN or an
+infinity raises ``ValueError`` instead of producing invalid JSON). The text tables use
+SI-prefixed units (:func:`si`) and stay within 100 columns for the usual layer names.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hw import tech
+from hw.types import LOOP_ORDERS, CostReport, Mapping, NPUConfig, Workload
+
+_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"))
+_PREFIXES += ((1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
+_NAME_WIDTH = 24  # longest layer name shown in full in a table
+
+
+def number(x, what: str = "value"):
+    """``x`` as a Python int when integral, else a float; raises ``ValueError`` if not finite."""
+    value = float(np.asarray(x))
+    if not math.isfinite(value):
+        raise ValueError(f"internal error: {what} is {value}; please report this design")
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def count(x, what: str = "count") -> int:
+    """A cycle or access count as an int (rounded; the exact model gives integers)."""
+    return int(round(number(x, what)))
+
+
+def si(x: float, unit: str = "", digits: int = 3) -> str:
+    """``x`` with an SI prefix and ``digits`` significant digits: ``si(4.52e-5, "J")`` is
+    ``"45.2 µJ"``; integral counts below 1000 print as they are (``si(504)`` is ``"504"``)."""
+    sep = " " if unit else ""
+    if x == 0 or (not unit and float(x).is_integer() and abs(x) < 1000):
+        return f"{x:.0f}{sep}{unit}"
+    for scale, prefix in _PREFIXES:
+        m = abs(x) / scale
+        decimals = max(digits - 1 - math.floor(math.log10(m)), 0) if m > 0 else 0
+        if round(m, decimals) >= 1 or scale == _PREFIXES[-1][0]:
+            sign = "-" if x < 0 else ""
+            return f"{sign}{m:.{decimals}f}{sep}{prefix}{unit}"
+    raise AssertionError("unreachable")
+
+
+def table(header: list[list[str]], rows: list[list[str]]) -> str:
+    """Aligned columns: the first left-aligned, the others right-aligned; two spaces apart.
+
+    ``header`` is one or more rows of column titles (blank cells allowed).
+    """
+    every = header + rows
+    widths = [max(len(r[i]) for r in every) for i in range(len(every[0]))]
+
+    def line(cells):
+        parts = [cells[0].ljust(widths[0])]
+        parts += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join(line(r) for r in every)
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _NAME_WIDTH else name[: _NAME_WIDTH - 1] + "…"
+
+
+def design_dict(config: NPUConfig, base_preset: str) -> dict:
+    """The design's values, with units in the key names."""
+    fields = ("rows", "cols", "clock_mhz", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib")
+    fields += ("dram_bw_gbps", "w_bits", "a_bits", "acc_bits", "vector_lanes")
+    out = {"name": config.name, "base_preset": base_preset, "dataflow": config.dataflow_name}
+    out.update({f: number(getattr(config, f), f) for f in fields})
+    out["unified_sram"] = bool(config.unified_sram)
+    out["dram_per_stream"] = bool(config.dram_per_stream)
+    out["node_nm"] = number(config.tech.node_nm, "node_nm")
+    out["peak_tops"] = number(config.peak_ops_per_s / 1e12, "peak_tops")
+    out["area_mm2"] = number(tech.area_mm2(config), "area_mm2")
+    return out
+
+
+def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str) -> dict:
+    """Layer ``i`` of a report as a dict of Python numbers."""
+
+    def pick(field):
+        return np.asarray(getattr(rep, field))[i]
+
+    def pj(field):
+        return number(pick(field) * 1e-12, field)
+
+    dram = {
+        "ifmap_read": number(pick("dram_ifmap_read_bytes")),
+        "filter_read": number(pick("dram_filter_read_bytes")),
+        "ofmap_write": number(pick("dram_ofmap_write_bytes")),
+        "ofmap_read": number(pick("dram_ofmap_read_bytes")),
+    }
+    cycles = ("compute_cycles", "vector_cycles", "dram_cycles", "stall_cycles", "total_cycles")
+    sram = {f: count(pick(f), f) for f in ("sram_ifmap_reads", "sram_filter_reads")}
+    return {
+        "name": name,
+        "kind": kind,
+        "macs": count(pick("macs"), "macs"),
+        **{f: count(pick(f), f) for f in cycles},
+        "latency_s": number(np.asarray(rep.latency_s)[i], "latency_s"),
+        "mapping_efficiency": number(pick("mapping_efficiency"), "mapping_efficiency"),
+        "utilization": number(pick("utilization"), "utilization"),
+        "energy_j": number(np.asarray(rep.energy_pj)[i] * 1e-12, "energy_j"),
+        "energy_breakdown_j": {
+            "mac": pj("energy_mac_pj"),
+            "array": pj("energy_array_pj"),
+            "sram": pj("energy_sram_pj"),
+            "dram": pj("energy_dram_pj"),
+            "vector": pj("energy_vector_pj"),
+            "leakage": pj("energy_leak_pj"),
+        },
+        "dram_bytes": number(sum(dram.values()), "dram_bytes"),
+        "dram_bytes_breakdown": dram,
+        "sram_reads": sum(sram.values()),
+        **sram,
+        "sram_ofmap_writes": count(pick("sram_ofmap_writes")),
+        "mapping": {
+            "tile_m": count(np.asarray(mapping.tile_m)[i]),
+            "tile_k": count(np.asarray(mapping.tile_k)[i]),
+            "tile_n": count(np.asarray(mapping.tile_n)[i]),
+            "loop_order": LOOP_ORDERS[count(np.asarray(mapping.loop_order)[i])],
+        },
+    }
+
+
+def simulation_dict(
+    config: NPUConfig, workload: Workload, rep: CostReport, mapping: Mapping, base_preset: str
+) -> dict:
+    """``{"design", "layers", "total"}`` of one simulation, Python numbers only."""
+    kinds = workload.kinds or ("",) * workload.num_layers
+    layer_dicts = [
+        _layer_dict(rep, mapping, i, name, kind)
+        for i, (name, kind) in enumerate(zip(workload.names, kinds, strict=True))
+    ]
+    energy_j = number(rep.total_energy_j, "energy_j")
+    macs = sum(d["macs"] for d in layer_dicts)
+    total = {
+        "latency_s": number(rep.total_latency_s, "latency_s"),
+        "energy_j": energy_j,
+        "power_w": number(rep.power_w, "power_w"),
+        "area_mm2": number(rep.area_mm2, "area_mm2"),
+        "edp_js": number(rep.edp_js, "edp_js"),
+        "macs": macs,
+        "cycles": sum(d["total_cycles"] for d in layer_dicts),
+        "stall_cycles": sum(d["stall_cycles"] for d in layer_dicts),
+        "dram_bytes": number(sum(d["dram_bytes"] for d in layer_dicts)),
+        "tops_per_w": number(2.0 * macs / energy_j / 1e12 if energy_j > 0 else 0.0),
+    }
+    return {"design": design_dict(config, base_preset), "layers": layer_dicts, "total": total}
+
+
+def _kib(d: dict) -> str:
+    """``"ifmap/filter/ofmap KiB"`` of a design dict, with ``shared`` for a unified SRAM."""
+    sizes = "/".join(f"{d[f]:g}" for f in ("ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib"))
+    return sizes + " KiB" + (" shared" if d["unified_sram"] else "")
+
+
+def _design_lines(d: dict) -> list[str]:
+    dram = si(d["dram_bw_gbps"] * 1e9, "B/s") + (" per stream" if d["dram_per_stream"] else "")
+    return [
+        f"design    {d['name']}: {d['rows']}x{d['cols']} {d['dataflow']}, "
+        f"{si(d['clock_mhz'] * 1e6, 'Hz')}, w{d['w_bits']}/a{d['a_bits']}/acc{d['acc_bits']} "
+        f"bits, peak {d['peak_tops']:.3g} TOPS",
+        f"memory    SRAM ifmap/filter/ofmap {_kib(d)}, DRAM {dram}",
+    ]
+
+
+def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
+    """The human-readable report: design, per-layer table, totals."""
+    d, t = result["design"], result["total"]
+    header = [
+        [
+            "layer",
+            "MACs",
+            "compute",
+            "vector",
+            "stall",
+            "total",
+            "map eff",
+            "util",
+            "energy",
+            "DRAM",
+        ],
+        ["", "", "cycles", "cycles", "cycles", "cycles", "", "", "", "traffic"],
+    ]
+    cyc = ("compute_cycles", "vector_cycles", "stall_cycles", "total_cycles")
+    rows = [
+        [_short(r["name"]), si(r["macs"]), *(si(r[c]) for c in cyc)]
+        + [f"{100 * r['mapping_efficiency']:.1f}%", f"{100 * r['utilization']:.1f}%"]
+        + [si(r["energy_j"], "J"), si(r["dram_bytes"], "B")]
+        for r in result["layers"]
+    ]
+    sums = [sum(r[c] for r in result["layers"]) for c in cyc]
+    util = t["macs"] / max(d["rows"] * d["cols"] * t["cycles"], 1)
+    rows.append(
+        ["total", si(t["macs"]), *(si(s) for s in sums), "", f"{100 * util:.1f}%"]
+        + [si(t["energy_j"], "J"), si(t["dram_bytes"], "B")]
+    )
+    mode = "DRAM stalls modelled" if stall else "no DRAM stalls (--no-stall)"
+    summary = (
+        f"latency {si(t['latency_s'], 's')}   energy {si(t['energy_j'], 'J')}   "
+        f"avg power {si(t['power_w'], 'W')}   area {t['area_mm2']:.3g} mm^2   "
+        f"{t['tops_per_w']:.3g} TOPS/W"
+    )
+    return "\n".join(
+        [
+            *_design_lines(d),
+            f"workload  {workload_label} ({len(result['layers'])} layers), {mode}",
+            "",
+            table(header, rows),
+            "",
+            summary,
+        ]
+    )
+
+
+def preset_dict(config: NPUConfig, full_load_power_w) -> dict:
+    """One row of ``npu-dse presets --json``."""
+    d = design_dict(config, config.name)
+    d.pop("base_preset")
+    d["full_load_power_w"] = number(full_load_power_w, "full_load_power_w")
+    return d
+
+
+def format_presets(rows: list[dict]) -> str:
+    """The ``npu-dse presets`` table."""
+    header = [
+        ["preset", "array", "dataflow", "clock", "SRAM i/f/o", "bits", "peak", "area", "power"],
+        ["", "RxC", "", "", "", "w/a/acc", "", "", "full load"],
+    ]
+    body = []
+    for d in rows:
+        body.append(
+            [
+                d["name"],
+                f"{d['rows']}x{d['cols']}",
+                d["dataflow"],
+                si(d["clock_mhz"] * 1e6, "Hz"),
+                _kib(d),
+                f"{d['w_bits']}/{d['a_bits']}/{d['acc_bits']}",
+                f"{d['peak_tops']:.3g} TOPS",
+                f"{d['area_mm2']:.3g} mm^2",
+                si(d["full_load_power_w"], "W"),
+            ]
+        )
+    return table(header, body)

@@ -1,0 +1,270 @@
+"""Workload files: SCALE-Sim topology CSVs (conv and GEMM formats) and npu-dse's own JSON.
+
+Three readers, each returning ``list[hw.layers.Layer]``, and :func:`load_workload`, which picks
+one by the file's extension and stacks the layers into a :class:`~hw.types.Workload`. A bad
+file raises ``ValueError`` with one line naming the file, the row (or layer) and the field, and
+what is allowed, e.g. ``resnet.csv row 3: 'Strides' must be a positive integer, got 'x'``.
+
+SCALE-Sim conv format (``scalesim/topology_utils.py``), one layer per row after a header::
+
+    Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
+    Strides,
+
+Convs are lowered with ``layers.conv2d(..., rounding="ceil")`` and no padding, as SCALE-Sim does
+(the file gives the input size as the simulator sees it). SCALE-Sim GEMM format (``--gemm``)::
+
+    Layer, M, N, K,
+
+(that order: ``M x K`` times ``K x N``). Spaces after commas, a trailing comma, blank rows and
+extra columns after the last field (SCALE-Sim's own files carry some) are ignored. Rows are
+numbered as lines of the file, the header being row 1.
+
+The npu-dse JSON format is ``{"name": ..., "layers": [...]}`` where each layer is an object with
+a ``type`` and the keyword arguments of the matching ``hw.layers`` builder (an optional
+``name`` defaults to the type and the layer's position)::
+
+    {"name": "conv1", "type": "conv2d", "ifmap_h": 32, "ifmap_w": 32, "channels": 3,
+     "num_filters": 16, "filter_h": 3, "filter_w": 3, "stride": 1, "padding": 1}
+    {"type": "dense", "in_features": 256, "out_features": 512, "tokens": 64}
+    {"type": "gemm", "m": 64, "k": 256, "n": 256, "count": 1}
+    {"type": "matmul", "m": 64, "k": 32, "n": 64, "count": 4}
+    {"type": "softmax", "elems": 16384, "inputs": 1}      (also layernorm, gelu, relu, add)
+    {"type": "pool", "ifmap_h": 32, "ifmap_w": 32, "channels": 16, "window": 2, "stride": 2}
+
+Bundled examples live in ``experiments/topologies/`` (see :func:`bundled`): ``resnet18.csv``
+(ResNet-18 at 224x224 in SCALE-Sim's conv format with the unpadded input sizes of SCALE-Sim's
+own ``Resnet18.csv``, the classifier as a 1x1 conv), ``bert_base_layer_gemm.csv`` (one
+BERT-base encoder layer at sequence length 128: Q, K, V, O projections, attention scores and
+context once per head, the two FFN GEMMs) and ``tiny_transformer.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.resources
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from hw import layers
+from hw.types import Workload
+
+CONV_FIELDS = (
+    "Layer name",
+    "IFMAP Height",
+    "IFMAP Width",
+    "Filter Height",
+    "Filter Width",
+    "Channels",
+    "Num Filter",
+    "Strides",
+)
+"""Columns of SCALE-Sim's conv topology format, in order."""
+
+GEMM_FIELDS = ("Layer", "M", "N", "K")
+"""Columns of SCALE-Sim's GEMM topology format, in order (note: M, N, K)."""
+
+BUILDERS: dict[str, Callable[..., layers.Layer]] = {
+    "conv2d": layers.conv2d,
+    "dense": layers.dense,
+    "gemm": layers.gemm,
+    "matmul": layers.batched_matmul,
+    "pool": layers.pool,
+    **{op: functools.partial(layers.vector, op=op) for op in layers.VECTOR_OPS_PER_ELEM},
+}
+"""Layer ``type`` of the JSON format -> ``hw.layers`` builder."""
+
+
+def bundled(name: str) -> Path:
+    """Path of a bundled example workload, e.g. ``bundled("resnet18.csv")``."""
+    return Path(str(importlib.resources.files("experiments") / "topologies" / name))
+
+
+def _rows(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank CSV rows as ``(row number, stripped cells without trailing blanks)``."""
+    out = []
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            for row in reader:
+                cells = [c.strip() for c in row]
+                while cells and not cells[-1]:
+                    cells.pop()
+                if cells:
+                    out.append((reader.line_num, cells))
+        except csv.Error as err:
+            raise ValueError(f"{path} row {reader.line_num}: malformed CSV ({err})") from None
+    return out
+
+
+def _positive_int(path: Path, row: int, field: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{path} row {row}: {field!r} must be a positive integer, got {text!r}")
+    return value
+
+
+def _records(path: Path, fields: tuple[str, ...], other: str) -> list[tuple[int, dict]]:
+    """The data rows of a SCALE-Sim CSV as ``(row number, {field: text})``.
+
+    ``other`` is the hint given when the file looks like the other SCALE-Sim format.
+    """
+    rows = _rows(path)
+    if not rows:
+        raise ValueError(f"{path}: empty file; expected a header row: {', '.join(fields)}")
+    header_row, header = rows[0]
+    if all(c.isdigit() for c in header[1:]) and len(header) > 1:
+        raise ValueError(
+            f"{path} row {header_row}: expected a header row ({', '.join(fields)}), "
+            "got a data row; SCALE-Sim skips the first row"
+        )
+    if len(header) != len(fields) and len(header) in (len(CONV_FIELDS), len(GEMM_FIELDS)):
+        raise ValueError(f"{path} row {header_row}: the header has {len(header)} fields; {other}")
+    if len(rows) == 1:
+        raise ValueError(f"{path}: no layers after the header row")
+    out = []
+    for row, cells in rows[1:]:
+        if len(cells) < len(fields):
+            raise ValueError(
+                f"{path} row {row}: expected {len(fields)} fields ({', '.join(fields)}), "
+                f"got {len(cells)}"
+            )
+        if not cells[0]:
+            raise ValueError(f"{path} row {row}: {fields[0]!r} must not be empty")
+        values = {fields[0]: cells[0]}
+        for field, text in zip(fields[1:], cells[1 : len(fields)], strict=True):
+            values[field] = _positive_int(path, row, field, text)
+        out.append((row, values))
+    return out
+
+
+def read_scalesim_conv(path: str | Path) -> list[layers.Layer]:
+    """Layers of a SCALE-Sim conv topology CSV (SCALE-Sim's lowering: ceil, no padding)."""
+    path = Path(path)
+    out = []
+    hint = "this looks like a GEMM topology (Layer, M, N, K); use the GEMM format (--gemm)"
+    for row, v in _records(path, CONV_FIELDS, hint):
+        try:
+            out.append(
+                layers.conv2d(
+                    v["Layer name"],
+                    ifmap_h=v["IFMAP Height"],
+                    ifmap_w=v["IFMAP Width"],
+                    filter_h=v["Filter Height"],
+                    filter_w=v["Filter Width"],
+                    channels=v["Channels"],
+                    num_filters=v["Num Filter"],
+                    stride=v["Strides"],
+                    rounding="ceil",
+                )
+            )
+        except ValueError as err:
+            raise ValueError(f"{path} row {row}: {err}") from None
+    return out
+
+
+def read_scalesim_gemm(path: str | Path) -> list[layers.Layer]:
+    """Layers of a SCALE-Sim GEMM topology CSV, columns ``Layer, M, N, K``."""
+    path = Path(path)
+    hint = "this looks like a conv topology; drop --gemm for SCALE-Sim's conv format"
+    return [
+        layers.gemm(v["Layer"], m=v["M"], k=v["K"], n=v["N"])
+        for _, v in _records(path, GEMM_FIELDS, hint)
+    ]
+
+
+@functools.cache
+def _keys(kind: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``(allowed, required)`` JSON keys of a layer type, from its builder's signature."""
+    params = inspect.signature(BUILDERS[kind]).parameters.values()
+    keyword = [p for p in params if p.kind is p.KEYWORD_ONLY and p.name not in ("kind", "op")]
+    allowed = frozenset(p.name for p in keyword) | {"name", "type"}
+    required = frozenset(p.name for p in keyword if p.default is p.empty)
+    return allowed, required
+
+
+def _json_layer(where: str, index: int, spec) -> layers.Layer:
+    """One layer of the JSON format; ``where`` is ``"<file> layer <n>"`` for messages."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected an object, got {type(spec).__name__}")
+    kind = spec.get("type")
+    if kind not in BUILDERS:
+        got = "no 'type'" if kind is None else f"type {kind!r}"
+        raise ValueError(f"{where}: unknown layer {got}; allowed types: {', '.join(BUILDERS)}")
+    name = spec.get("name", f"{kind}{index}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}: 'name' must be a non-empty string, got {name!r}")
+    where = f"{where} ({name!r})"
+    allowed, required = _keys(kind)
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key {unknown[0]!r} for type {kind!r}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    missing = sorted(required - set(spec))
+    if missing:
+        raise ValueError(f"{where}: missing key {missing[0]!r} for type {kind!r}")
+    kwargs = {k: v for k, v in spec.items() if k not in ("name", "type")}
+    try:
+        return BUILDERS[kind](name, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def read_workload_json(path: str | Path) -> list[layers.Layer]:
+    """Layers of an npu-dse workload JSON file (see the module docstring)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} line {err.lineno}: invalid JSON ({err.msg}, column {err.colno})"
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
+        raise ValueError(f'{path}: expected an object {{"name": ..., "layers": [...]}}')
+    extra = sorted(set(doc) - {"name", "description", "layers"})
+    if extra:
+        raise ValueError(f"{path}: unknown key {extra[0]!r}; allowed: name, description, layers")
+    if not doc["layers"]:
+        raise ValueError(f"{path}: 'layers' is empty; a workload needs at least one layer")
+    return [_json_layer(f"{path} layer {i}", i, s) for i, s in enumerate(doc["layers"], start=1)]
+
+
+def load_workload(path: str | Path, gemm: bool = False) -> tuple[Workload, list[layers.Layer]]:
+    """Read a workload file by extension: ``.json`` (npu-dse) or ``.csv`` (SCALE-Sim).
+
+    Args:
+      path: the file.
+      gemm: the CSV is in SCALE-Sim's GEMM format (``Layer, M, N, K``), not the conv format.
+
+    Returns:
+      The stacked workload and its layers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "not found"
+        raise ValueError(f"workload file {what}: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".json" and gemm:
+        raise ValueError(f"{path}: the GEMM format applies to SCALE-Sim .csv files, not .json")
+    readers = {
+        ".json": read_workload_json,
+        ".csv": read_scalesim_gemm if gemm else read_scalesim_conv,
+    }
+    reader = readers.get(suffix)
+    if reader is None:
+        raise ValueError(
+            f"{path}: unknown workload format {suffix or '(no extension)'!r}; allowed: .csv "
+            "(SCALE-Sim topology, conv format or GEMM format) or .json (npu-dse workload)"
+        )
+    try:
+        found = reader(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file") from None
+    return layers.workload(found), found

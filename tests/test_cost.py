@@ -1,0 +1,224 @@
+"""The whole cost model: SCALE-Sim parity through evaluate, physics properties, smoothness,
+jit/vmap behaviour and hand-computed traffic goldens."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hw import cost, layers, memory, presets
+from hw.arith import EXACT, Arith
+from hw.types import DATAFLOWS, Mapping, NPUConfig, canonical
+
+WL = layers.workload(
+    [
+        layers.conv2d(
+            "conv",
+            ifmap_h=56,
+            ifmap_w=56,
+            channels=64,
+            num_filters=64,
+            filter_h=3,
+            filter_w=3,
+            padding=1,
+        ),
+        layers.conv2d(
+            "dw",
+            ifmap_h=28,
+            ifmap_w=28,
+            channels=96,
+            num_filters=96,
+            filter_h=3,
+            filter_w=3,
+            padding=1,
+            groups=96,
+        ),
+        layers.dense("fc", in_features=768, out_features=3072, tokens=128),
+        layers.batched_matmul("qk", m=128, k=64, n=128, count=12),
+        layers.vector("softmax", "softmax", elems=12 * 128 * 128),
+    ]
+)
+
+
+def design(**kw) -> NPUConfig:
+    return canonical(dataclasses.replace(presets.get_preset("scalesim-32x32"), **kw))
+
+
+def replay(row) -> NPUConfig:
+    """A design that mirrors one SCALE-Sim reference row."""
+    return design(
+        rows=row.rows,
+        cols=row.cols,
+        dataflow=DATAFLOWS.index(row.dataflow),
+        ifmap_sram_kib=float(row.sram_kib[0]),
+        filter_sram_kib=float(row.sram_kib[1]),
+        ofmap_sram_kib=float(row.sram_kib[2]),
+    )
+
+
+def test_evaluate_no_stall_equals_scalesim_cycles(reference_rows):
+    rows = [r for r in reference_rows if r.setting.startswith("A_")]
+    for r in rows:
+        rep = cost.evaluate(replay(r), layers.workload([r.layer]), stall=False)
+        assert int(rep.total_cycles[0]) == r.sim_cycles, (r.layer.name, r.dataflow)
+        assert int(rep.stall_cycles[0]) == 0
+        assert float(rep.mapping_efficiency[0]) == pytest.approx(
+            r.sim["sim_mapping_eff_pct"] / 100, rel=1e-12
+        )
+
+
+def test_report_totals_are_consistent():
+    rep = cost.evaluate(design(), WL)
+    assert rep.total_cycles.shape == (5,)
+    np.testing.assert_allclose(
+        rep.total_cycles, rep.compute_cycles + rep.vector_cycles + rep.stall_cycles
+    )
+    assert float(rep.power_w) == pytest.approx(float(rep.total_energy_j / rep.total_latency_s))
+    assert bool(jnp.all(rep.stall_cycles >= 0)) and bool(jnp.all(rep.fits))
+    assert float(rep.energy_vector_pj[4]) > 0 and float(rep.energy_mac_pj[4]) == 0
+    for f in dataclasses.fields(rep):
+        v = getattr(rep, f.name)
+        if not isinstance(v, tuple):
+            assert bool(jnp.all(jnp.isfinite(v))), f.name
+
+
+@pytest.mark.parametrize("df", range(3))
+def test_more_bandwidth_never_adds_latency(df):
+    bws = [0.5, 1, 2, 4, 8, 16, 64, 256, 1e4]
+    lat = [
+        float(cost.evaluate(design(dram_bw_gbps=bw, dataflow=df), WL).total_latency_s) for bw in bws
+    ]
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(lat, lat[1:], strict=False))
+    unlimited = float(cost.evaluate(design(dataflow=df), WL, stall=False).total_latency_s)
+    assert lat[-1] >= unlimited
+
+
+def test_bigger_buffers_never_add_dram_traffic():
+    sizes = [8.0, 32.0, 128.0, 512.0, 2048.0]
+    traffic = []
+    for s in sizes:
+        rep = cost.evaluate(
+            design(ifmap_sram_kib=s, filter_sram_kib=s, ofmap_sram_kib=s, dram_bw_gbps=1.0), WL
+        )
+        traffic.append(float(jnp.sum(rep.dram_cycles + rep.stall_cycles)))
+    assert all(b <= a for a, b in zip(traffic, traffic[1:], strict=False))
+
+
+def test_dram_traffic_golden():
+    # One 100 x 60 x 40 GEMM, 8-bit operands, 32-bit accumulators, tiles 50 x 30 x 40:
+    # nm = 2, nk = 2, nn = 1.
+    wl = layers.workload([layers.gemm("g", m=100, k=60, n=40)])
+    cfg = design(w_bits=8.0, a_bits=8.0, acc_bits=32.0)
+    tiles = dict(tile_m=np.array([50]), tile_k=np.array([30]), tile_n=np.array([40]))
+    out = [
+        memory.dram_traffic(cfg, wl, Mapping(**tiles, loop_order=np.array([o])), EXACT)
+        for o in range(3)
+    ]
+    # out (m, n, k): ifmap once per n tile (nn = 1) -> 6000 B; weights once per m tile when
+    # nk > 1 -> 2 * 2400 = 4800 B; outputs written once, 4000 B.
+    assert [float(x[0]) for x in out[0]] == [6000, 4800, 4000, 0]
+    # weight (n, k, m): weights once 2400 B; ifmap nn = 1 -> 6000 B; nm > 1 so partial sums
+    # spill nk - 1 = 1 time: 4000 x 4 B written and read back.
+    assert [float(x[0]) for x in out[1]] == [6000, 2400, 4000 + 16000, 16000]
+    # input (m, k, n): ifmap once; weights nm = 2 times (nk > 1); nn = 1 so no spill.
+    assert [float(x[0]) for x in out[2]] == [6000, 4800, 4000, 0]
+
+
+def test_smooth_model_tends_to_exact():
+    cfg = design(dram_bw_gbps=4.0)
+    mapping = cost.default_mapping(cfg, WL)
+    exact = cost.evaluate(cfg, WL, mapping)
+    errs = []
+    for t in (0.3, 0.03, 0.003):
+        sm = cost.evaluate(cfg, WL, mapping, Arith.smooth(t))
+        errs.append(float(jnp.max(jnp.abs(sm.total_cycles / exact.total_cycles - 1))))
+        assert float(sm.total_energy_j / exact.total_energy_j) == pytest.approx(1, rel=2 * t)
+    assert errs[2] < errs[0] and errs[2] < 0.02
+
+
+def _smooth_loss(params, wl, mapping):
+    r, c, sram, bw, wb, ab, tm, tk, tn = params
+    cfg = design(
+        rows=r,
+        cols=c,
+        ifmap_sram_kib=sram,
+        filter_sram_kib=sram,
+        ofmap_sram_kib=sram,
+        dram_bw_gbps=bw,
+        w_bits=wb,
+        a_bits=ab,
+    )
+    m = Mapping(tile_m=tm, tile_k=tk, tile_n=tn, loop_order=mapping.loop_order)
+    rep = cost.evaluate(cfg, wl, m, Arith.smooth(0.1))
+    return jnp.log(rep.edp_js)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    r=st.floats(1.0, 512.0),
+    c=st.floats(1.0, 512.0),
+    sram=st.floats(1.0, 65536.0),
+    bw=st.floats(0.1, 2000.0),
+    wb=st.floats(2.0, 16.0),
+    ab=st.floats(2.0, 16.0),
+    tile=st.floats(1.0, 4096.0),
+)
+def test_gradients_finite_everywhere_in_the_box(r, c, sram, bw, wb, ab, tile):
+    mapping = cost.default_mapping(design(), WL)
+    tiles = [
+        jnp.clip(jnp.full(5, tile), 1.0, jnp.maximum(d, 1).astype(float))
+        for d in (WL.gemm_m, WL.gemm_k, WL.gemm_n)
+    ]
+    params = [jnp.asarray(x) for x in (r, c, sram, bw, wb, ab)] + tiles
+    grads = jax.grad(_smooth_loss)(params, WL, mapping)
+    for g in grads:
+        assert bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_gradient_signs_make_sense():
+    mapping = cost.default_mapping(design(), WL)
+    params = [jnp.asarray(x) for x in (32.0, 32.0, 256.0, 10.0, 8.0, 8.0)] + [
+        mapping.tile_m.astype(float),
+        mapping.tile_k.astype(float),
+        mapping.tile_n.astype(float),
+    ]
+    g = jax.grad(_smooth_loss)(params, WL, mapping)
+    assert float(g[3]) < 0  # more bandwidth, lower EDP
+    assert float(g[4]) > 0 and float(g[5]) > 0  # wider operands cost energy and traffic
+
+
+def test_jit_equals_no_jit_and_batch_equals_loop():
+    cfgs = [
+        design(rows=r, cols=c, dataflow=d)
+        for r, c, d in [(8, 8, 0), (16, 32, 1), (128, 64, 2), (32, 32, 1)]
+    ]
+    loop = [cost.evaluate(c, WL) for c in cfgs]
+    with jax.disable_jit():
+        nojit = cost.evaluate(cfgs[1], WL)
+    np.testing.assert_allclose(nojit.total_cycles, loop[1].total_cycles)
+    np.testing.assert_allclose(nojit.energy_pj, loop[1].energy_pj)
+    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *cfgs)
+    rep = jax.vmap(cost.evaluate, in_axes=(0, None))(batch, WL)
+    assert rep.total_cycles.shape == (4, 5)
+    for i, one in enumerate(loop):
+        np.testing.assert_array_equal(rep.total_cycles[i], one.total_cycles)
+        np.testing.assert_allclose(rep.total_energy_j[i], one.total_energy_j, rtol=1e-12)
+        np.testing.assert_allclose(rep.total_latency_s[i], one.total_latency_s, rtol=1e-12)
+
+
+def test_changing_values_does_not_recompile():
+    cost.evaluate(design(rows=16), WL)
+    before = cost.evaluate._cache_size()
+    for r in (8, 24, 64):
+        cost.evaluate(design(rows=r, dram_bw_gbps=float(r)), WL)
+    assert cost.evaluate._cache_size() == before
+
+
+def test_tiles_that_do_not_fit_are_flagged():
+    tiny = design(rows=128, cols=128, ifmap_sram_kib=1.0, filter_sram_kib=1.0, ofmap_sram_kib=1.0)
+    rep = cost.evaluate(tiny, WL)
+    assert not bool(rep.fits[2])  # a 128 x 128 weight fold needs 2 x 16 KiB
