@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import layers
+from hw import layers, presets
+from hw.types import DATAFLOWS, canonical
 
 REFERENCE_ENV = "NPU_DSE_REFERENCE"
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "scalesim_v3_public.csv"
@@ -90,8 +91,6 @@ def load_reference(path: Path | None = None) -> list[ReferenceRow]:
 
 def gemm_shapes(rows: list[ReferenceRow]) -> dict[str, np.ndarray]:
     """GEMM and array shapes of the rows as int64 arrays (for vectorised replay)."""
-    from hw.types import DATAFLOWS
-
     return {
         "m": np.array([r.layer.gemm_m for r in rows], dtype=np.int64),
         "k": np.array([r.layer.gemm_k for r in rows], dtype=np.int64),
@@ -100,3 +99,37 @@ def gemm_shapes(rows: list[ReferenceRow]) -> dict[str, np.ndarray]:
         "cols": np.array([r.cols for r in rows], dtype=np.int64),
         "dataflow": np.array([DATAFLOWS.index(r.dataflow) for r in rows], dtype=np.int64),
     }
+
+
+def design_for(row: ReferenceRow, memory_model: str = "scalesim"):
+    """The design that mirrors a reference row: its array, SRAMs and per-stream bandwidth.
+
+    SCALE-Sim counts words; with 8-bit operands a word is a byte, so at 1 GHz its ``bw`` words
+    per cycle are ``bw`` GB/s. CALC rows (no bandwidth limit) get 1e6 GB/s.
+    """
+    base = presets.get_preset("scalesim-32x32")
+    return canonical(
+        dataclasses.replace(
+            base,
+            rows=row.rows,
+            cols=row.cols,
+            dataflow=DATAFLOWS.index(row.dataflow),
+            ifmap_sram_kib=float(row.sram_kib[0]),
+            filter_sram_kib=float(row.sram_kib[1]),
+            ofmap_sram_kib=float(row.sram_kib[2]),
+            clock_mhz=1000.0,
+            dram_bw_gbps=row.bw_words if row.bw_words is not None else 1e6,
+            w_bits=8.0,
+            a_bits=8.0,
+            acc_bits=8.0,
+            dram_per_stream=True,
+            memory_model=memory_model,
+        )
+    )
+
+
+def gemm_workload(row: ReferenceRow):
+    """The row's layer as SCALE-Sim's USER mode sees it: a GEMM whose ifmap is the im2col
+    matrix (``M x K`` words fetched from DRAM, not the smaller distinct ifmap)."""
+    lay = row.layer
+    return layers.workload([layers.gemm(lay.name, m=lay.gemm_m, k=lay.gemm_k, n=lay.gemm_n)])

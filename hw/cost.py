@@ -29,7 +29,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from hw import arith, mac_array, memory, tech
+from hw import arith, mac_array, memory, scalesim_memory, tech
 from hw.arith import EXACT, Arith
 from hw.types import CostReport, Mapping, NPUConfig, Workload
 
@@ -149,12 +149,15 @@ def evaluate(
     compute = g * mac_array.compute_cycles(m, k, n, r, c, df, ar)
     vector = arith.ceil_div(workload.vector_ops, config.vector_lanes, ar)
     sram_i, sram_f, sram_o = mac_array.sram_traffic(m, k, n, r, c, df, ar)
-    traffic = memory.dram_traffic(config, workload, mapping, ar)
-    dram = memory.dram_cycles(config, traffic, ar)
     busy = compute + vector
-    if stall:
-        total = arith.maximum(busy, dram, ar) + memory.exposed_cycles(config, workload, mapping, ar)
+    if config.memory_model == "scalesim":
+        traffic, total = scalesim_memory.traffic_and_cycles(config, workload, busy, ar)
+        dram = memory.dram_cycles(config, traffic, ar)
     else:
+        traffic = memory.dram_traffic(config, workload, mapping, ar)
+        dram = memory.dram_cycles(config, traffic, ar)
+        total = arith.maximum(busy, dram, ar) + memory.exposed_cycles(config, workload, mapping, ar)
+    if not stall:
         total = busy
     counts = {
         "sram_ifmap_reads": g * sram_i,

@@ -142,9 +142,7 @@ def exposed_cycles(config: NPUConfig, workload: Workload, mapping: Mapping, ar: 
     first_w = arith.minimum(w, workload.filter_elems * config.w_bits / 8.0, ar)
     last_o = arith.minimum(mapping.tile_m * mapping.tile_n * a_b, workload.ofmap_elems * a_b, ar)
     bw = bw_bytes_per_cycle(config)
-    if config.dram_per_stream:
-        first = arith.maximum(first_a, first_w, ar)
-    else:
-        first = first_a + first_w
+    # Per stream, the first input and weight tiles load side by side; shared, one after another.
+    first = arith.maximum(first_a, first_w, ar) if config.dram_per_stream else first_a + first_w
     cycles = arith.ceil(first / bw, ar) + arith.ceil(last_o / bw, ar)
     return jnp.where(has_gemm, cycles, 0.0)

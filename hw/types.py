@@ -90,6 +90,9 @@ class NPUConfig:
     name: str = static("custom")
     unified_sram: bool = static(False)  # one buffer shared by the three operands
     dram_per_stream: bool = static(False)  # each of the 3 streams has its own dram_bw_gbps
+    # "tiled": tiles, loop orders and a roofline (hw.memory); "scalesim": SCALE-Sim 3.0.0's
+    # prefetcher in closed form, for parity with its USER bandwidth mode (hw.scalesim_memory).
+    memory_model: str = static("tiled")
 
     @property
     def dataflow_name(self) -> str:
