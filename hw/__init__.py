@@ -1,7 +1,47 @@
-"""npu-dse hardware models: pure JAX, jit/vmap/grad-friendly."""
+"""npu-dse hardware models: pure JAX, jit/vmap/grad-friendly.
+
+>>> from hw import evaluate, get_preset, layers
+>>> wl = layers.workload([layers.dense("fc", in_features=512, out_features=512, tokens=64)])
+>>> rep = evaluate(get_preset("edge-tpu-like"), wl)
+>>> bool(rep.total_latency_s > 0) and bool(rep.fits[0])
+True
+"""
 
 import jax
 
 # Exact cycle and access counts exceed 2**31 (and float32's 2**24) on large layers, so the
 # cost model computes in 64 bits. This is the package's one import-time setting.
 jax.config.update("jax_enable_x64", True)
+
+from hw import layers  # noqa: E402
+from hw.arith import EXACT, Arith  # noqa: E402
+from hw.cost import default_mapping, evaluate  # noqa: E402
+from hw.presets import get_preset, preset_names  # noqa: E402
+from hw.types import (  # noqa: E402
+    DATAFLOWS,
+    LOOP_ORDERS,
+    CostReport,
+    Mapping,
+    NPUConfig,
+    TechTable,
+    Workload,
+    canonical,
+)
+
+__all__ = [
+    "DATAFLOWS",
+    "EXACT",
+    "LOOP_ORDERS",
+    "Arith",
+    "CostReport",
+    "Mapping",
+    "NPUConfig",
+    "TechTable",
+    "Workload",
+    "canonical",
+    "default_mapping",
+    "evaluate",
+    "get_preset",
+    "layers",
+    "preset_names",
+]

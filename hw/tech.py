@@ -11,9 +11,10 @@ mult_pj_8b             0.2          pJ         Horowitz, ISSCC 2014: 8-bit int m
 add_pj_32b             0.1          pJ         Horowitz, ISSCC 2014: 32-bit int add
 mult_um2_8b            282          um^2       Horowitz, ISSCC 2014 (area table): 8-bit multiplier
 add_um2_32b            137          um^2       Horowitz, ISSCC 2014 (area table): 32-bit adder
-reg_pj_per_bit         0.053125     pJ/bit     Eyeriss (Chen et al., ISCA 2016): one register-file
-                                               access of a 16-bit word costs 1x a 16-bit MAC;
-                                               ``mac_energy_pj(16, 16, 16) / 16 = 0.85 / 16``
+reg_pj_per_bit         0.0075       pJ/bit     assumption: a systolic hop writes one pipeline
+                                               flip-flop and drives one neighbour wire, each
+                                               taken as a bit of Horowitz's 8-bit add
+                                               (0.03 pJ / 8); see the note below
 reg_um2_per_bit        4.522        um^2/bit   NanGate 45 nm Open Cell Library, DFF_X1
 sram_pj_per_64b_ref    10           pJ         Horowitz, ISSCC 2014: 64-bit read, 8 KB SRAM
 sram_ref_kib           8            KiB        (the size of the anchor above; KB read as KiB)
@@ -39,10 +40,10 @@ Checks of the fitted laws against the anchors they did not fit: the 32 KB SRAM r
 buffer (6x, 108 KB) gives ``6 * 0.053 = 0.32 pJ/bit`` against our 0.54 pJ/bit at 108 KiB, and
 its DRAM (200x) gives 10.6 pJ/bit against 20.3 pJ/bit here.
 
-``reg_pj_per_bit`` takes Eyeriss's register-file ratio (1x) for a systolic hop rather than its
-array-network ratio (2x, a multicast network across the array): a hop writes the neighbour's
-pipeline register. Even so it is pessimistic for flip-flop pipelines, which are smaller than
-Eyeriss's scratchpads; it makes operand movement the largest share of array energy.
+``reg_pj_per_bit`` is for a flip-flop pipeline, not a register file. Eyeriss's register-file
+ratio (1x a 16-bit MAC, ``0.85 / 16 = 0.053 pJ/bit``) is a scratchpad read and write and an
+upper bound: with it, operand movement alone in the ``tpu-v1-like`` preset at peak would draw
+about 69 W, against the 40 W that TPU v1 draws busy (Jouppi et al., ISCA 2017).
 
 Node scaling is first order: on-chip energies scale with ``node / 45`` and areas with
 ``(node / 45) ** 2``; DRAM and host-link energies (off chip) and leakage per mm^2 stay as they
@@ -93,7 +94,7 @@ def default_tech(node_nm: float = REF_NODE_NM) -> TechTable:
         add_pj_32b=0.1 * e,
         mult_um2_8b=282.0 * a,
         add_um2_32b=137.0 * a,
-        reg_pj_per_bit=(0.2 * 4.0 + 0.1 * 0.5) / 16.0 * e,
+        reg_pj_per_bit=2.0 * 0.03 / 8.0 * e,
         reg_um2_per_bit=4.522 * a,
         sram_pj_per_64b_ref=10.0 * e,
         sram_ref_kib=fixed(8.0),
