@@ -8,7 +8,7 @@ Per layer (``l``), with ``G`` GEMMs of one shape:
     total_l   = max(compute_l + vector_l, dram_l) + prologue_l + epilogue_l
     energy_l  = MACs * e_mac(w, a, acc)                      (hw.tech)
               + MACs * hop_bits * e_reg                      operands moving between PEs
-              + sum over buffers of bits accessed * e_sram(size)
+              + sum over buffers of bits accessed * e_sram(size / banks)
               + DRAM bits * e_dram + vector_ops * e_vec + P_leak * total_l / f_clk
 
 With ``stall=False`` the DRAM is infinitely fast (``total = compute + vector``), as in
@@ -104,6 +104,10 @@ def _energy(config: NPUConfig, workload: Workload, counts: dict):
     sizes = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
     if config.unified_sram:
         sizes = (sum(sizes),) * 3
+    # Each buffer is banked to feed one word per array row (ifmap) or column (filter, ofmap)
+    # per cycle, and an access touches one bank: energy follows the bank size.
+    banks = (config.rows, config.cols, config.cols)
+    sizes = tuple(s / b for s, b in zip(sizes, banks, strict=True))
     rd_in, rd_w, wr_out, rd_out = counts["dram"]
     vec_bits = (workload.ifmap_elems + workload.ofmap_elems) * jnp.where(g > 0, 0, config.a_bits)
     sram = (

@@ -94,3 +94,20 @@ def test_each_call_builds_an_equal_config(name):
     leaves_b, tree_b = jax.tree_util.tree_flatten(b)
     assert tree_a == tree_b
     assert all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "datasheet_w"),
+    [
+        ("tpu-v1-like", 40.0),  # Jouppi et al., ISCA 2017: 40 W busy (75 W TDP)
+        ("edge-tpu-like", 2.0),  # Coral: 4 TOPS at 2 W
+        ("eyeriss-like", 0.278),  # Chen et al., JSSC 2017: 278 mW at 200 MHz on AlexNet
+    ],
+)
+def test_full_load_power_within_a_factor_of_two_of_the_datasheet(name, datasheet_w):
+    # Nothing in the tech table was fitted to these powers: this is a sanity check of the
+    # cited per-op energies, and a factor of two is what first-order node scaling allows.
+    from experiments.cli import full_load_power_w
+
+    power = full_load_power_w(presets.get_preset(name))
+    assert datasheet_w / 2 <= power <= datasheet_w * 2, power
