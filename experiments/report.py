@@ -63,6 +63,11 @@ def table(header: list[list[str]], rows: list[list[str]]) -> str:
     return "\n".join(line(r) for r in every)
 
 
+def _pct(share: float, macs: int) -> str:
+    """A 0-1 share as a percentage; ``-`` for layers without MACs (vector work only)."""
+    return f"{100 * share:.1f}%" if macs else "-"
+
+
 def _short(name: str) -> str:
     return name if len(name) <= _NAME_WIDTH else name[: _NAME_WIDTH - 1] + "…"
 
@@ -75,6 +80,7 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
     out.update({f: number(getattr(config, f), f) for f in fields})
     out["unified_sram"] = bool(config.unified_sram)
     out["dram_per_stream"] = bool(config.dram_per_stream)
+    out["memory_model"] = config.memory_model
     out["node_nm"] = number(config.tech.node_nm, "node_nm")
     out["peak_tops"] = number(config.peak_ops_per_s / 1e12, "peak_tops")
     out["area_mm2"] = number(tech.area_mm2(config), "area_mm2")
@@ -167,7 +173,7 @@ def _design_lines(d: dict) -> list[str]:
         f"design    {d['name']}: {d['rows']}x{d['cols']} {d['dataflow']}, "
         f"{si(d['clock_mhz'] * 1e6, 'Hz')}, w{d['w_bits']}/a{d['a_bits']}/acc{d['acc_bits']} "
         f"bits, peak {d['peak_tops']:.3g} TOPS",
-        f"memory    SRAM ifmap/filter/ofmap {_kib(d)}, DRAM {dram}",
+        f"memory    SRAM ifmap/filter/ofmap {_kib(d)}, DRAM {dram}, {d['memory_model']} model",
     ]
 
 
@@ -192,7 +198,7 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
     cyc = ("compute_cycles", "vector_cycles", "stall_cycles", "total_cycles")
     rows = [
         [_short(r["name"]), si(r["macs"]), *(si(r[c]) for c in cyc)]
-        + [f"{100 * r['mapping_efficiency']:.1f}%", f"{100 * r['utilization']:.1f}%"]
+        + [_pct(r["mapping_efficiency"], r["macs"]), _pct(r["utilization"], r["macs"])]
         + [si(r["energy_j"], "J"), si(r["dram_bytes"], "B")]
         for r in result["layers"]
     ]
@@ -229,24 +235,26 @@ def preset_dict(config: NPUConfig, full_load_power_w) -> dict:
 
 
 def format_presets(rows: list[dict]) -> str:
-    """The ``npu-dse presets`` table."""
+    """The ``npu-dse presets`` table (``*``: the three buffers are one shared pool)."""
     header = [
-        ["preset", "array", "dataflow", "clock", "SRAM i/f/o", "bits", "peak", "area", "power"],
-        ["", "RxC", "", "", "", "w/a/acc", "", "", "full load"],
+        ["preset", "array", "flow", "clock", "SRAM KiB", "bits", "peak", "area", "power"],
+        ["", "RxC", "", "", "i/f/o", "w/a/acc", "TOPS", "mm^2", "full load"],
     ]
     body = []
     for d in rows:
+        sizes = (d[f] for f in ("ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib"))
         body.append(
             [
                 d["name"],
                 f"{d['rows']}x{d['cols']}",
                 d["dataflow"],
                 si(d["clock_mhz"] * 1e6, "Hz"),
-                _kib(d),
+                "/".join(f"{x:g}" for x in sizes) + ("*" if d["unified_sram"] else " "),
                 f"{d['w_bits']}/{d['a_bits']}/{d['acc_bits']}",
-                f"{d['peak_tops']:.3g} TOPS",
-                f"{d['area_mm2']:.3g} mm^2",
+                f"{d['peak_tops']:.3g}",
+                f"{d['area_mm2']:.3g}",
                 si(d["full_load_power_w"], "W"),
             ]
         )
-    return table(header, body)
+    note = "* one shared SRAM pool" if any(d["unified_sram"] for d in rows) else ""
+    return "\n".join(filter(None, [table(header, body), note]))

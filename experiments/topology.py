@@ -214,7 +214,8 @@ def _json_layer(where: str, index: int, spec) -> layers.Layer:
     try:
         return BUILDERS[kind](name, **kwargs)
     except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
+        detail = str(err).removeprefix(f"layer {name!r}: ")
+        raise ValueError(f"{where}: {detail}") from None
 
 
 def read_workload_json(path: str | Path) -> list[layers.Layer]:

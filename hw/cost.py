@@ -190,7 +190,7 @@ def evaluate(
         dram_ofmap_write_bytes=traffic[2],
         dram_ofmap_read_bytes=traffic[3],
         energy_leak_pj=tech.leakage_w(config) * seconds * 1e12,
-        fits=memory.fits(config, mapping),
+        fits=jnp.where(g > 0, memory.fits(config, mapping), True),  # vector layers stream
         clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
         area_mm2=tech.area_mm2(config),
         names=workload.names,

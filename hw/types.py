@@ -24,6 +24,10 @@ Array = Any  # a jax or numpy array, or a Python number
 DATAFLOWS = ("os", "ws", "is")
 """Dataflow codes in the order of their integer code (``NPUConfig.dataflow``)."""
 
+MEMORY_MODELS = ("tiled", "scalesim")
+"""Values of ``NPUConfig.memory_model``: ``tiled`` (hw.memory) or ``scalesim``
+(hw.scalesim_memory)."""
+
 LOOP_ORDERS = ("out", "weight", "input")
 """DRAM-level loop orders (``Mapping.loop_order``): which operand tile stays in SRAM while the
 innermost loop runs: ``out`` (K innermost, partial sums stay on chip), ``weight`` (M innermost,

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.types import DATAFLOWS, NPUConfig, Workload
+from hw.types import DATAFLOWS, MEMORY_MODELS, NPUConfig, Workload
 
 BIT_RANGES = {"w_bits": (2, 16), "a_bits": (2, 16), "acc_bits": (2, 32)}
 """Allowed operand and accumulator widths, bits (inclusive)."""
+
+"""Values of ``NPUConfig.memory_model`` that ``hw.cost.evaluate`` knows."""
 
 _POSITIVE = {
     "clock_mhz": "MHz",
@@ -79,7 +81,7 @@ def validate_config(config: NPUConfig) -> NPUConfig:
     Allowed: ``rows``, ``cols`` and ``vector_lanes`` integers >= 1; ``dataflow`` an integer in
     0..2 (``DATAFLOWS``); clock, SRAM sizes and DRAM bandwidth finite and > 0; ``w_bits`` and
     ``a_bits`` in 2..16, ``acc_bits`` in 2..32 (non-integer widths are allowed for smooth
-    search; legalized designs round them).
+    search; legalized designs round them); ``memory_model`` one of :data:`MEMORY_MODELS`.
     """
     for field in ("rows", "cols", "vector_lanes"):
         _check(field, getattr(config, field), lambda x: _is_int(x) & (x >= 1), "an integer >= 1")
@@ -92,6 +94,11 @@ def validate_config(config: NPUConfig) -> NPUConfig:
     )
     for field, unit in _POSITIVE.items():
         _check(field, getattr(config, field), lambda x: x > 0, f"a number > 0 {unit}")
+    if config.memory_model not in MEMORY_MODELS:
+        raise InvalidFieldError(
+            "memory_model",
+            f"memory_model must be one of {', '.join(MEMORY_MODELS)}, got {config.memory_model!r}",
+        )
     for field, (lo, hi) in BIT_RANGES.items():
         _check(
             field,

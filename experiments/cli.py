@@ -1,0 +1,285 @@
+"""The ``npu-dse`` command line.
+
+Usage::
+
+    npu-dse presets [--json]
+    npu-dse simulate TOPOLOGY [--gemm] [--preset NAME] [--rows R --cols C --dataflow {os,ws,is}]
+                    [--sram-kib KIB | --ifmap-kib KIB --filter-kib KIB --ofmap-kib KIB]
+                    [--dram-bw GBPS] [--clock-mhz MHZ] [--w-bits B --a-bits B --acc-bits B]
+                    [--no-stall] [--json]
+
+Each subcommand is a :class:`Command` (its arguments and its run function) listed in
+:data:`COMMANDS`; adding one is adding an entry there. Bad input ends with exit code 2 and one
+line on stderr, ``npu-dse: error: ...``, naming what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from experiments import report, topology
+from hw import cost, layers, memory, presets
+from hw.types import DATAFLOWS, Mapping, NPUConfig
+from hw.validate import MEMORY_MODELS, InvalidFieldError, validate_config, validate_workload
+
+DEFAULT_PRESET = "scalesim-32x32"
+"""The base design of ``simulate`` when no ``--preset`` is given."""
+
+FULL_LOAD_GEMM = 4096
+"""``presets`` reports power while running one ``N x N x N`` GEMM of this size (see help)."""
+
+EXIT_USAGE = 2
+"""Exit code for bad input (argparse's convention)."""
+
+
+class UsageError(ValueError):
+    """Bad command-line arguments (raised instead of argparse's print-and-exit)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors become one-line :class:`UsageError`\\ s."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line help, argument setup and run function."""
+
+    name: str
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# ---- presets ------------------------------------------------------------------------------
+
+_N = FULL_LOAD_GEMM
+PRESETS_HELP = f"""List the named designs. Peak TOPS counts 2 ops per MAC per cycle. Power at
+full load is the average power while the design runs one {_N}x{_N}x{_N} GEMM (M = K = N =
+{_N}, the cost model's default tiling) with infinite DRAM bandwidth (no stalls, as in
+SCALE-Sim's CALC mode), so the array stays busy: MAC, operand movement, SRAM, DRAM-traffic and
+leakage energy divided by the compute time."""
+
+
+def _add_presets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def full_load_power_w(config: NPUConfig) -> float:
+    """Average power of ``config`` on a square ``FULL_LOAD_GEMM`` GEMM with no DRAM stalls, W."""
+    n = FULL_LOAD_GEMM
+    wl = layers.workload([layers.gemm("full_load", m=n, k=n, n=n)])
+    return float(cost.evaluate(config, wl, stall=False).power_w)
+
+
+def _run_presets(args: argparse.Namespace) -> int:
+    rows = []
+    for name in presets.preset_names():
+        config = validate_config(presets.get_preset(name))
+        rows.append(report.preset_dict(config, full_load_power_w(config)))
+    if args.json:
+        note = f"full_load_power_w: {FULL_LOAD_GEMM}^3 GEMM, stall=False"
+        print(json.dumps({"presets": rows, "full_load": note}, indent=2, allow_nan=False))
+    else:
+        print(report.format_presets(rows))
+    return 0
+
+
+# ---- simulate -----------------------------------------------------------------------------
+
+# Command-line flag -> (config field, dtype); applied in this order after --sram-kib.
+_OVERRIDES = {
+    "rows": ("rows", np.int64),
+    "cols": ("cols", np.int64),
+    "clock_mhz": ("clock_mhz", np.float64),
+    "ifmap_kib": ("ifmap_sram_kib", np.float64),
+    "filter_kib": ("filter_sram_kib", np.float64),
+    "ofmap_kib": ("ofmap_sram_kib", np.float64),
+    "dram_bw": ("dram_bw_gbps", np.float64),
+    "w_bits": ("w_bits", np.float64),
+    "a_bits": ("a_bits", np.float64),
+    "acc_bits": ("acc_bits", np.float64),
+}
+# Config field -> the flags that set it, for error messages.
+_FLAGS = {field: "--" + dest.replace("_", "-") for dest, (field, _) in _OVERRIDES.items()}
+_FLAGS |= {f"{b}_sram_kib": f"--sram-kib or --{b}-kib" for b in ("ifmap", "filter", "ofmap")}
+_FLAGS |= {"dataflow": "--dataflow", "memory_model": "--memory-model"}
+
+
+def _add_simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "topology",
+        metavar="TOPOLOGY",
+        help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm) or npu-dse "
+        f"workload .json; examples in {topology.bundled('')}",
+    )
+    p.add_argument("--gemm", action="store_true", help="TOPOLOGY is SCALE-Sim's Layer, M, N, K")
+    g = p.add_argument_group(
+        "design", f"start from --preset (default {DEFAULT_PRESET}) and override its values"
+    )
+    g.add_argument("--preset", metavar="NAME", help=", ".join(presets.preset_names()))
+    g.add_argument("--rows", type=int, metavar="R", help="MAC array rows (height)")
+    g.add_argument("--cols", type=int, metavar="C", help="MAC array columns (width)")
+    g.add_argument("--dataflow", choices=DATAFLOWS, help="output, weight or input stationary")
+    g.add_argument("--clock-mhz", type=float, metavar="MHZ", help="core clock, MHz")
+    g.add_argument(
+        "--sram-kib",
+        type=float,
+        metavar="KIB",
+        help="total SRAM, KiB, split evenly into ifmap, filter and ofmap buffers",
+    )
+    for buf in ("ifmap", "filter", "ofmap"):
+        g.add_argument(
+            f"--{buf}-kib", type=float, metavar="KIB", help=f"{buf} SRAM, KiB (beats --sram-kib)"
+        )
+    g.add_argument(
+        "--dram-bw",
+        type=float,
+        metavar="GBPS",
+        help="DRAM bandwidth, GB/s (for each of the 3 streams where the preset's DRAM is per "
+        "stream, as scalesim-32x32's)",
+    )
+    for kind, what, hi in (
+        ("w", "weight", 16),
+        ("a", "activation", 16),
+        ("acc", "accumulator", 32),
+    ):
+        g.add_argument(f"--{kind}-bits", type=int, metavar="B", help=f"{what} width, 2-{hi} bits")
+    p.add_argument(
+        "--memory-model",
+        choices=MEMORY_MODELS,
+        help="DRAM stall model: tiled (tiles that fit the buffers, roofline; the presets' "
+        "default) or scalesim (SCALE-Sim 3.0.0's prefetcher, for parity with its USER mode)",
+    )
+    p.add_argument(
+        "--no-stall",
+        action="store_true",
+        help="infinite DRAM bandwidth, as SCALE-Sim's CALC mode: total = compute + vector",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def design_from_args(args: argparse.Namespace) -> NPUConfig:
+    """The preset (or ``DEFAULT_PRESET``) with the flags' overrides, validated."""
+    config = presets.get_preset(args.preset or DEFAULT_PRESET)
+    changes = {}
+    if args.sram_kib is not None:
+        if not args.sram_kib > 0:
+            raise ValueError(f"--sram-kib must be a number > 0 KiB, got {args.sram_kib:g}")
+        third = np.float64(args.sram_kib / 3.0)
+        changes.update(ifmap_sram_kib=third, filter_sram_kib=third, ofmap_sram_kib=third)
+    if args.dataflow is not None:
+        changes["dataflow"] = np.int64(DATAFLOWS.index(args.dataflow))
+    if args.memory_model is not None:
+        changes["memory_model"] = args.memory_model
+    for dest, (field, dtype) in _OVERRIDES.items():
+        if getattr(args, dest) is not None:
+            changes[field] = dtype(getattr(args, dest))
+    if changes:
+        config = dataclasses.replace(config, name="custom", **changes)
+    try:
+        return validate_config(config)
+    except InvalidFieldError as err:
+        flag = _FLAGS.get(err.field)
+        raise ValueError(f"design: {err}" + (f" (set with {flag})" if flag else "")) from None
+
+
+def check_fits(config: NPUConfig, workload, fits) -> None:
+    """Raise naming the first layer whose smallest tiles do not fit the buffers."""
+    bad = np.flatnonzero(~np.asarray(fits))
+    if bad.size == 0:
+        return
+    i = int(bad[0])
+    lo = cost.min_tiles(config, workload)
+    smallest = Mapping(*lo, loop_order=np.zeros_like(lo[0]))
+    need = [2.0 * np.asarray(b)[i] / 1024.0 for b in memory.tile_bytes(config, smallest)]
+    have = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
+    more = f" ({bad.size - 1} more layers do not fit either)" if bad.size > 1 else ""
+    raise ValueError(
+        f"layer {workload.names[i]!r} does not fit the on-chip buffers{more}: its smallest "
+        "double-buffered tiles need ifmap/filter/ofmap "
+        f"{'/'.join(f'{x:.3g}' for x in need)} KiB, the design has "
+        f"{'/'.join(f'{float(x):.3g}' for x in have)} KiB"
+        f"{' shared' if config.unified_sram else ''}; use larger buffers (--sram-kib) or a "
+        "smaller array"
+    )
+
+
+_default_mapping = jax.jit(cost.default_mapping)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    config = design_from_args(args)
+    workload, _ = topology.load_workload(args.topology, gemm=args.gemm)
+    validate_workload(workload)
+    mapping = _default_mapping(config, workload)
+    rep = cost.evaluate(config, workload, mapping, stall=not args.no_stall)
+    check_fits(config, workload, rep.fits)
+    result = report.simulation_dict(config, workload, rep, mapping, args.preset or DEFAULT_PRESET)
+    result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}
+    result["stall"] = not args.no_stall
+    if args.json:
+        print(json.dumps(result, indent=2, allow_nan=False))
+    else:
+        print(report.format_simulation(result, str(args.topology), stall=not args.no_stall))
+    return 0
+
+
+# ---- registry and entry point -------------------------------------------------------------
+
+COMMANDS: tuple[Command, ...] = (
+    Command("presets", "list the named designs", PRESETS_HELP, _add_presets_args, _run_presets),
+    Command(
+        "simulate",
+        "cycles, energy and power of a workload on one design",
+        "Run a SCALE-Sim topology or an npu-dse workload through the cost model. Without "
+        f"--preset the design is {DEFAULT_PRESET}; the flags override single values. "
+        "Example: npu-dse simulate resnet18.csv --preset tpu-v1-like --sram-kib 4096 --json",
+        _add_simulate_args,
+        _run_simulate,
+    ),
+)
+"""The subcommands, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``npu-dse`` parser with one subparser per entry of :data:`COMMANDS`."""
+    parser = _Parser(prog="npu-dse", description="Differentiable design-space explorer for NPUs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description)
+        cmd.add_arguments(p)
+        p.set_defaults(run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except SystemExit as stop:  # --help: argparse printed and asked to exit
+        return stop.code if isinstance(stop.code, int) else 0
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (ValueError, OSError) as err:
+        message = " ".join(str(err).split())
+        print(f"npu-dse: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
