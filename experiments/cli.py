@@ -27,6 +27,7 @@ import numpy as np
 
 from experiments import report, topology
 from hw import cost, layers, memory, presets
+from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, Mapping, NPUConfig
 from hw.validate import MEMORY_MODELS, InvalidFieldError, validate_config, validate_workload
 
@@ -163,6 +164,17 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
         "default) or scalesim (SCALE-Sim 3.0.0's prefetcher, for parity with its USER mode)",
     )
     p.add_argument(
+        "--unsupported",
+        metavar="KINDS",
+        help="comma-separated layer kinds the NPU lacks; they run on the host "
+        f"({', '.join(LAYER_KINDS)})",
+    )
+    p.add_argument(
+        "--no-fusion",
+        action="store_true",
+        help="write every intermediate to DRAM (default: fuse GEMM->activation and attention)",
+    )
+    p.add_argument(
         "--no-stall",
         action="store_true",
         help="infinite DRAM bandwidth, as SCALE-Sim's CALC mode: total = compute + vector",
@@ -183,6 +195,16 @@ def design_from_args(args: argparse.Namespace) -> NPUConfig:
         changes["dataflow"] = np.int64(DATAFLOWS.index(args.dataflow))
     if args.memory_model is not None:
         changes["memory_model"] = args.memory_model
+    if args.unsupported:
+        kinds = tuple(k.strip() for k in args.unsupported.split(",") if k.strip())
+        unknown = [k for k in kinds if k not in LAYER_KINDS]
+        if unknown:
+            raise ValueError(
+                f"--unsupported: unknown layer kind {unknown[0]!r}; known: {', '.join(LAYER_KINDS)}"
+            )
+        changes["unsupported_ops"] = kinds
+    if args.no_fusion:
+        changes["fusion"] = False
     for dest, (field, dtype) in _OVERRIDES.items():
         if getattr(args, dest) is not None:
             changes[field] = dtype(getattr(args, dest))

@@ -16,7 +16,7 @@ from hw.types import LOOP_ORDERS, CostReport, Mapping, NPUConfig, Workload
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"))
 _PREFIXES += ((1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
-_NAME_WIDTH = 24  # longest layer name shown in full in a table
+_NAME_WIDTH = 20  # longest layer name shown in full in a table
 
 
 def number(x, what: str = "value"):
@@ -48,7 +48,8 @@ def si(x: float, unit: str = "", digits: int = 3) -> str:
 
 
 def table(header: list[list[str]], rows: list[list[str]]) -> str:
-    """Aligned columns: the first left-aligned, the others right-aligned; two spaces apart.
+    """Aligned columns: the first left-aligned, the others right-aligned, one space
+    apart (two after the first).
 
     ``header`` is one or more rows of column titles (blank cells allowed).
     """
@@ -56,9 +57,8 @@ def table(header: list[list[str]], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in every) for i in range(len(every[0]))]
 
     def line(cells):
-        parts = [cells[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join(parts).rstrip()
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return (cells[0].ljust(widths[0]) + "  " + " ".join(rest)).rstrip()
 
     return "\n".join(line(r) for r in every)
 
@@ -102,11 +102,13 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         "ofmap_write": number(pick("dram_ofmap_write_bytes")),
         "ofmap_read": number(pick("dram_ofmap_read_bytes")),
     }
-    cycles = ("compute_cycles", "vector_cycles", "dram_cycles", "stall_cycles", "total_cycles")
+    cycles = ("compute_cycles", "vector_cycles", "host_cycles", "dram_cycles", "stall_cycles")
+    cycles += ("total_cycles",)
     sram = {f: count(pick(f), f) for f in ("sram_ifmap_reads", "sram_filter_reads")}
     return {
         "name": name,
         "kind": kind,
+        "on_host": bool(pick("on_host")),
         "macs": count(pick("macs"), "macs"),
         **{f: count(pick(f), f) for f in cycles},
         "latency_s": number(np.asarray(rep.latency_s)[i], "latency_s"),
@@ -120,6 +122,7 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
             "dram": pj("energy_dram_pj"),
             "vector": pj("energy_vector_pj"),
             "leakage": pj("energy_leak_pj"),
+            "host": pj("energy_host_pj"),
         },
         "dram_bytes": number(sum(dram.values()), "dram_bytes"),
         "dram_bytes_breakdown": dram,
@@ -186,6 +189,7 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
             "MACs",
             "compute",
             "vector",
+            "host",
             "stall",
             "total",
             "map eff",
@@ -193,9 +197,9 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
             "energy",
             "DRAM",
         ],
-        ["", "", "cycles", "cycles", "cycles", "cycles", "", "", "", "traffic"],
+        ["", "", "cycles", "cycles", "cycles", "cycles", "cycles", "", "", "", "traffic"],
     ]
-    cyc = ("compute_cycles", "vector_cycles", "stall_cycles", "total_cycles")
+    cyc = ("compute_cycles", "vector_cycles", "host_cycles", "stall_cycles", "total_cycles")
     rows = [
         [_short(r["name"]), si(r["macs"]), *(si(r[c]) for c in cyc)]
         + [_pct(r["mapping_efficiency"], r["macs"]), _pct(r["utilization"], r["macs"])]

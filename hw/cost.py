@@ -5,11 +5,16 @@ Per layer (``l``), with ``G`` GEMMs of one shape:
     compute_l = G * folds * fold_cycles                      (hw.mac_array, SCALE-Sim exact)
     vector_l  = ceil(vector_ops / vector_lanes)
     dram_l    = DRAM bytes / (bytes per cycle)               (hw.memory)
-    total_l   = max(compute_l + vector_l, dram_l) + prologue_l + epilogue_l
+    total_l   = max(compute_l + vector_l + host_l, dram_l) + prologue_l + epilogue_l
     energy_l  = MACs * e_mac(w, a, acc)                      (hw.tech)
               + MACs * hop_bits * e_reg                      operands moving between PEs
               + sum over buffers of bits accessed * e_sram(size / banks)
               + DRAM bits * e_dram + vector_ops * e_vec + P_leak * total_l / f_clk
+              + host_l energy (fallback layers only)
+
+A layer whose kind is in ``config.unsupported_ops`` runs on the host (``host_l``: host
+compute plus the link transfers, :func:`_host`) and costs the NPU nothing but DRAM traffic and
+leakage while it waits; fused edges (hw.schedule) skip the DRAM round trip of an intermediate.
 
 With ``stall=False`` the DRAM is infinitely fast (``total = compute + vector``), as in
 SCALE-Sim's CALC bandwidth mode. Everything is a pure function of pytrees: jit it, vmap it
@@ -29,7 +34,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from hw import arith, mac_array, memory, scalesim_memory, tech
+from hw import arith, mac_array, memory, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
 from hw.types import CostReport, Mapping, NPUConfig, Workload
 
@@ -94,11 +99,12 @@ def _sram_pj(bits_accessed, size_kib, t):
     return bits_accessed * tech.sram_pj_per_bit(size_kib, t)
 
 
-def _energy(config: NPUConfig, workload: Workload, counts: dict):
-    """Energy terms per layer, pJ (see the module docstring)."""
+def _energy(config: NPUConfig, workload: Workload, counts: dict, npu):
+    """Energy terms per layer on the NPU, pJ (see the module docstring); ``npu`` masks out
+    the layers that fall back to the host."""
     t = config.tech
-    macs = workload.macs
-    g = workload.gemm_count
+    macs = jnp.where(npu, workload.macs, 0)
+    g = jnp.where(npu, workload.gemm_count, 0)
     hop_bits = config.a_bits + jnp.where(config.dataflow == 0, config.w_bits, config.acc_bits)
     psum_reads = jnp.maximum(counts["sram_ofmap_writes"] - g * workload.gemm_m * workload.gemm_n, 0)
     sizes = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
@@ -109,9 +115,13 @@ def _energy(config: NPUConfig, workload: Workload, counts: dict):
     banks = (config.rows, config.cols, config.cols)
     sizes = tuple(s / b for s, b in zip(sizes, banks, strict=True))
     rd_in, rd_w, wr_out, rd_out = counts["dram"]
-    vec_bits = (workload.ifmap_elems + workload.ofmap_elems) * jnp.where(g > 0, 0, config.a_bits)
+    vec_elems = jnp.where(npu & (g == 0), workload.ifmap_elems + workload.ofmap_elems, 0)
     sram = (
-        _sram_pj(counts["sram_ifmap_reads"] * config.a_bits + 8 * rd_in + vec_bits, sizes[0], t)
+        _sram_pj(
+            counts["sram_ifmap_reads"] * config.a_bits + 8 * rd_in + vec_elems * config.a_bits,
+            sizes[0],
+            t,
+        )
         + _sram_pj(counts["sram_filter_reads"] * config.w_bits + 8 * rd_w, sizes[1], t)
         + _sram_pj(
             (counts["sram_ofmap_writes"] + psum_reads) * config.acc_bits + 8 * (wr_out + rd_out),
@@ -125,8 +135,23 @@ def _energy(config: NPUConfig, workload: Workload, counts: dict):
         "energy_array_pj": macs * hop_bits * t.reg_pj_per_bit,
         "energy_sram_pj": sram,
         "energy_dram_pj": 8.0 * (rd_in + rd_w + wr_out + rd_out) * t.dram_pj_per_bit,
-        "energy_vector_pj": workload.vector_ops * t.vector_pj_per_op,
+        "energy_vector_pj": jnp.where(npu, workload.vector_ops, 0) * t.vector_pj_per_op,
     }
+
+
+def _host(config: NPUConfig, workload: Workload, host, ar: Arith):
+    """Fallback layers: ``(core cycles, pJ)`` of host compute plus the transfers out and back.
+
+    ``seconds = (2 MACs + vector ops) / host_ops_per_s + (inputs + outputs) bytes / link_Bps``;
+    ``energy = ops * e_host_op + bytes * e_link`` (hw.tech). Weights of a fallback layer live
+    on the host and do not cross the link.
+    """
+    link_bytes = (workload.ifmap_elems + workload.ofmap_elems) * config.a_bits / 8.0
+    ops = 2.0 * workload.macs + workload.vector_ops
+    seconds = ops / (config.host_gops * 1e9) + link_bytes / (config.host_link_gbps * 1e9)
+    cycles = arith.ceil(seconds * config.clock_mhz * 1e6, ar)
+    energy = ops * config.tech.host_pj_per_op + link_bytes * config.tech.host_pj_per_byte
+    return jnp.where(host, cycles, 0.0), jnp.where(host, energy, 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("ar", "stall"))
@@ -148,28 +173,35 @@ def evaluate(
     """
     if mapping is None:
         mapping = default_mapping(config, workload)
+    host = schedule.on_host(workload.kinds, config.unsupported_ops)
+    out_stays, in_chip = schedule.kept_on_chip(
+        workload.kinds, config.unsupported_ops, config.fusion
+    )
     m, k, n, g = workload.gemm_m, workload.gemm_k, workload.gemm_n, workload.gemm_count
     r, c, df = config.rows, config.cols, config.dataflow
-    compute = g * mac_array.compute_cycles(m, k, n, r, c, df, ar)
-    vector = arith.ceil_div(workload.vector_ops, config.vector_lanes, ar)
+    g_npu = jnp.where(host, 0, g)
+    compute = g_npu * mac_array.compute_cycles(m, k, n, r, c, df, ar)
+    vector = jnp.where(host, 0, arith.ceil_div(workload.vector_ops, config.vector_lanes, ar))
+    host_cycles, host_pj = _host(config, workload, host, ar)
     sram_i, sram_f, sram_o = mac_array.sram_traffic(m, k, n, r, c, df, ar)
-    busy = compute + vector
+    busy = compute + vector + host_cycles
     if config.memory_model == "scalesim":
         traffic, total = scalesim_memory.traffic_and_cycles(config, workload, busy, ar)
         dram = memory.dram_cycles(config, traffic, ar)
     else:
-        traffic = memory.dram_traffic(config, workload, mapping, ar)
+        traffic = memory.dram_traffic(config, workload, mapping, ar, host, in_chip, out_stays)
         dram = memory.dram_cycles(config, traffic, ar)
-        total = arith.maximum(busy, dram, ar) + memory.exposed_cycles(config, workload, mapping, ar)
+        exposed = jnp.where(host, 0, memory.exposed_cycles(config, workload, mapping, ar))
+        total = arith.maximum(busy, dram, ar) + exposed
     if not stall:
         total = busy
     counts = {
-        "sram_ifmap_reads": g * sram_i,
-        "sram_filter_reads": g * sram_f,
-        "sram_ofmap_writes": g * sram_o,
+        "sram_ifmap_reads": g_npu * sram_i,
+        "sram_filter_reads": g_npu * sram_f,
+        "sram_ofmap_writes": g_npu * sram_o,
         "dram": traffic,
     }
-    energy = _energy(config, workload, counts)
+    energy = _energy(config, workload, counts, ~host)
     seconds = total / (config.clock_mhz * 1e6)
     return CostReport(
         macs=workload.macs,
@@ -179,7 +211,7 @@ def evaluate(
         stall_cycles=total - busy,
         total_cycles=total,
         mapping_efficiency=jnp.where(
-            g > 0, mac_array.mapping_efficiency(m, k, n, r, c, df, ar), 0.0
+            g_npu > 0, mac_array.mapping_efficiency(m, k, n, r, c, df, ar), 0.0
         ),
         utilization=workload.macs / (r * c * jnp.maximum(total, 1)),
         sram_ifmap_reads=counts["sram_ifmap_reads"],
@@ -190,7 +222,10 @@ def evaluate(
         dram_ofmap_write_bytes=traffic[2],
         dram_ofmap_read_bytes=traffic[3],
         energy_leak_pj=tech.leakage_w(config) * seconds * 1e12,
-        fits=jnp.where(g > 0, memory.fits(config, mapping), True),  # vector layers stream
+        fits=jnp.where((g > 0) & ~host, memory.fits(config, mapping), True),
+        energy_host_pj=host_pj,
+        host_cycles=host_cycles,
+        on_host=jnp.asarray(host),
         clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
         area_mm2=tech.area_mm2(config),
         names=workload.names,

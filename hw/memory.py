@@ -103,22 +103,37 @@ def fetch_factors(workload: Workload, mapping: Mapping, ar: Arith):
     return ifmap, weight, spill
 
 
-def dram_traffic(config: NPUConfig, workload: Workload, mapping: Mapping, ar: Arith):
+def dram_traffic(
+    config: NPUConfig,
+    workload: Workload,
+    mapping: Mapping,
+    ar: Arith,
+    host=False,
+    in_chip=False,
+    out_stays=False,
+):
     """DRAM bytes per layer: ``(ifmap_read, filter_read, ofmap_write, ofmap_read)``.
 
-    Vector-only layers (no GEMM) read their inputs and write their outputs once.
+    Vector-only layers (no GEMM) read their inputs and write their outputs once, and so do
+    fallback layers (``host``; their weights live on the host). A layer whose input is the
+    previous layer's output kept on chip (``in_chip``, hw.schedule) does not read those
+    elements; one whose output stays on chip (``out_stays``) does not write it.
     """
     f_in, f_w, spill = fetch_factors(workload, mapping, ar)
-    has_gemm = workload.gemm_count > 0
-    f_in = jnp.where(has_gemm, f_in, 1.0)
-    f_w = jnp.where(has_gemm, f_w, 0.0)
-    spill = jnp.where(has_gemm, spill, 0.0)
+    streams = (workload.gemm_count > 0) & ~jnp.asarray(host)
+    f_in = jnp.where(streams, f_in, 1.0)
+    f_w = jnp.where(streams, f_w, 0.0)
+    spill = jnp.where(streams, spill, 0.0)
     a_b, w_b, acc_b = config.a_bits / 8.0, config.w_bits / 8.0, config.acc_bits / 8.0
+    prev_out = jnp.concatenate(
+        [jnp.zeros_like(workload.ofmap_elems[..., :1]), workload.ofmap_elems[..., :-1]], axis=-1
+    )
+    from_dram = jnp.maximum(workload.ifmap_elems - jnp.where(in_chip, prev_out, 0), 0)
     psum_bytes = spill * workload.ofmap_elems * acc_b
     return (
-        workload.ifmap_elems * f_in * a_b,
+        from_dram * f_in * a_b,
         workload.filter_elems * f_w * w_b,
-        workload.ofmap_elems * a_b + psum_bytes,
+        jnp.where(out_stays, 0.0, workload.ofmap_elems * a_b) + psum_bytes,
         psum_bytes,
     )
 

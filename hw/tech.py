@@ -28,6 +28,9 @@ leak_mw_per_mm2        5            mW/mm^2    assumption (order of magnitude fo
                                                process; no source)
 vector_pj_per_op       1.5          pJ         Horowitz, ISSCC 2014: fp16 multiply 1.1 + fp16
                                                add 0.4 (one op = one multiply-add; assumption)
+host_pj_per_op         8.75         pJ         Horowitz, ISSCC 2014: ~70 pJ per instruction of a
+                                               general-purpose core, spread over 8 SIMD lanes
+                                               (the 8 lanes are an assumption; not node-scaled)
 host_pj_per_byte       80           pJ/byte    assumption: ~10 pJ/bit for a PCIe-class serial
                                                link, link only (DRAM at either end not included)
 =====================  ===========  =========  ===================================================
@@ -104,6 +107,7 @@ def default_tech(node_nm: float = REF_NODE_NM) -> TechTable:
         leak_mw_per_mm2=fixed(5.0),
         vector_pj_per_op=(1.1 + 0.4) * e,
         host_pj_per_byte=fixed(80.0),
+        host_pj_per_op=fixed(70.0 / 8.0),
     )
 
 

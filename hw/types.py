@@ -67,6 +67,7 @@ class TechTable:
     leak_mw_per_mm2: Array  # static (leakage) power per mm^2 of logic and SRAM, mW
     vector_pj_per_op: Array  # energy of one vector-unit operation at 16 bits, pJ
     host_pj_per_byte: Array  # energy to move one byte over the host link, pJ
+    host_pj_per_op: Array  # energy of one fp32 operation on the host CPU, pJ
 
 
 @pytree_dataclass
@@ -91,12 +92,19 @@ class NPUConfig:
     acc_bits: Array  # accumulator width, bits
     vector_lanes: Array  # vector-unit operations per cycle (softmax, norms, pooling, ...)
     tech: TechTable
+    host_gops: Array = np.float64(50.0)  # host CPU fp32 throughput for fallback ops, Gop/s
+    host_link_gbps: Array = np.float64(4.0)  # NPU <-> host link (PCIe 3.0 x4 class), GB/s
     name: str = static("custom")
     unified_sram: bool = static(False)  # one buffer shared by the three operands
     dram_per_stream: bool = static(False)  # each of the 3 streams has its own dram_bw_gbps
     # "tiled": tiles, loop orders and a roofline (hw.memory); "scalesim": SCALE-Sim 3.0.0's
     # prefetcher in closed form, for parity with its USER bandwidth mode (hw.scalesim_memory).
     memory_model: str = static("tiled")
+    # Layer kinds (Workload.kinds: conv, depthwise, dense, gemm, matmul, relu, add, softmax,
+    # layernorm, gelu, pool) the NPU cannot run: they fall back to the host (hw.schedule).
+    unsupported_ops: tuple[str, ...] = static(())
+    fusion: bool = static(True)  # keep fused intermediates on chip (hw.schedule)
+    vector_precision: str = static("int16")  # arithmetic of the vector unit (hw.vector)
 
     @property
     def dataflow_name(self) -> str:
@@ -181,6 +189,9 @@ class CostReport:
     energy_dram_pj: Array
     energy_vector_pj: Array
     energy_leak_pj: Array
+    energy_host_pj: Array  # host compute and host-link transfers of fallback layers
+    host_cycles: Array  # core cycles the NPU waits for fallback layers (host + link)
+    on_host: Array  # bool: the layer ran on the host
     fits: Array  # bool: the mapping's tiles fit the buffers
     clock_mhz: Array  # scalar, to turn cycles into seconds
     area_mm2: Array  # scalar, the design's area
@@ -201,6 +212,7 @@ class CostReport:
             + self.energy_dram_pj
             + self.energy_vector_pj
             + self.energy_leak_pj
+            + self.energy_host_pj
         )
 
     @property

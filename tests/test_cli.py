@@ -117,7 +117,7 @@ def test_json_structure(resnet_json):
         assert r["total_cycles"] == r["compute_cycles"] + r["vector_cycles"] + r["stall_cycles"]
         assert 0 < r["mapping_efficiency"] <= 1 and 0 < r["utilization"] <= 1
         parts = r["energy_breakdown_j"]
-        assert set(parts) == {"mac", "array", "sram", "dram", "vector", "leakage"}
+        assert set(parts) == {"mac", "array", "sram", "dram", "vector", "leakage", "host"}
         assert sum(parts.values()) == pytest.approx(r["energy_j"])
         assert r["dram_bytes"] > 0 and r["sram_reads"] > 0
     total = resnet_json["total"]

@@ -1,0 +1,72 @@
+"""Where each layer runs (NPU or host) and which intermediates fusion keeps on chip.
+
+Both are decided from static metadata (layer kinds, ``NPUConfig.unsupported_ops``,
+``NPUConfig.fusion``), so they are NumPy constants inside a jitted cost function.
+
+Layers run in order and each consumes the output of the one before it (a residual ``add``
+reads its second input from DRAM). With fusion on, the edge ``i-1 -> i`` stays on chip when
+both layers run on the NPU and
+
+* layer ``i`` is an elementwise or pooling op (``relu``, ``gelu``, ``add``, ``pool``) after
+  any layer: the GEMM -> bias -> activation -> requantize chain of integer inference engines;
+* layer ``i`` is a ``softmax`` after a ``matmul`` (attention scores) or a ``matmul`` after a
+  ``softmax`` (attention probabilities into ``A V``): a fused attention block.
+
+A fused edge removes the producer's DRAM write of its output and the consumer's DRAM read of
+it; the data still passes through SRAM, tile by tile, so no capacity is needed for the whole
+tensor.
+
+>>> from hw import layers
+>>> wl = layers.workload([layers.dense("fc", in_features=8, out_features=8, tokens=4),
+...                       layers.vector("act", "relu", elems=32)])
+>>> fused_edges(wl.kinds, unsupported=(), fusion=True).tolist()
+[False, True]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LAYER_KINDS = (
+    "conv",
+    "depthwise",
+    "dense",
+    "gemm",
+    "matmul",
+    "relu",
+    "add",
+    "softmax",
+    "layernorm",
+    "gelu",
+    "pool",
+)
+"""Every value of ``Workload.kinds``."""
+
+_ELEMENTWISE = frozenset({"relu", "gelu", "add", "pool"})
+
+
+def on_host(kinds: tuple[str, ...], unsupported: tuple[str, ...]) -> np.ndarray:
+    """True where the layer's kind is one the NPU does not support, shape=(L,)."""
+    return np.array([k in unsupported for k in kinds], dtype=bool)
+
+
+def fused_edges(kinds: tuple[str, ...], unsupported: tuple[str, ...], fusion: bool):
+    """``fused[i]``: layer ``i`` reads layer ``i-1``'s output on chip, shape=(L,)."""
+    host = on_host(kinds, unsupported)
+    fused = np.zeros(len(kinds), dtype=bool)
+    if not fusion:
+        return fused
+    for i in range(1, len(kinds)):
+        prev, cur = kinds[i - 1], kinds[i]
+        chain = cur in _ELEMENTWISE
+        attention = (prev, cur) in (("matmul", "softmax"), ("softmax", "matmul"))
+        fused[i] = (chain or attention) and not host[i] and not host[i - 1]
+    return fused
+
+
+def kept_on_chip(kinds, unsupported, fusion) -> tuple[np.ndarray, np.ndarray]:
+    """``(output_stays, input_on_chip)``, shape=(L,) each: layer ``i``'s output is not
+    written to DRAM (the next layer fuses it), and layer ``i``'s first input is not read
+    from DRAM (it fuses the previous layer)."""
+    fused = fused_edges(kinds, unsupported, fusion)
+    return np.append(fused[1:], False), fused
