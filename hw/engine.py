@@ -1,0 +1,355 @@
+"""Run a quantized model on a simulated NPU: integer GEMMs, vector unit, host fallback, cost.
+
+``quantize_model`` turns a float :mod:`hw.graph` model into integers at chosen widths:
+weights symmetric per output channel, activations asymmetric per tensor, calibrated on data.
+``run_model`` then executes it the way the configured NPU would and returns the outputs with
+the cost report of that execution:
+
+* a conv or dense layer is an integer GEMM of ``(q_x - z_x)`` and ``q_w`` on the array
+  (``hw.execute.run_gemm``: the config's rows, dataflow and ``acc_bits``, K split by the
+  mapping's ``tile_k``), plus the integer bias ``round(b / (s_x s_w))``, then integer-only
+  requantization ``q_y = clip(round(acc s_x s_w / s_y) + z_y)`` with ReLU as a clip;
+* attention's ``Q K^T`` and ``A V`` are integer GEMMs too; the probabilities are quantized
+  unsigned with scale ``1 / (2^bits - 1)``;
+* vector ops (softmax, layernorm, GELU, ReLU, add, pooling) run on the vector unit at
+  ``config.vector_precision`` (hw.vector) on dequantized values, then are quantized again;
+* a layer whose kind is in ``config.unsupported_ops`` runs on the host in fp32 on dequantized
+  inputs (weights in float) and is quantized back, as a fallback path would be.
+
+The cost report is ``hw.cost.evaluate`` of :func:`hw.graph.workload` for the batch, with the
+same mapping the execution used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hw import cost, graph, quant, vector
+from hw.execute import quantize_multiplier, requantize, run_gemm
+from hw.graph import Act, Add, Attention, Conv, Dense, LayerNorm, Mean, Pool
+from hw.quant import QParams
+from hw.types import CostReport, NPUConfig
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class QuantizedModel:
+    """A float model plus the integer parameters of every node (``steps[name]``)."""
+
+    model: tuple
+    in_qp: QParams
+    steps: dict
+    w_bits: int
+    a_bits: int
+
+
+def _act_qp(x, bits: int, method: str) -> QParams:
+    return quant.calibrate(np.asarray(x), bits, symmetric=False, signed=True, method=method)
+
+
+def _gemm_step(w, b, in_qp: QParams, out_qp: QParams, w_bits: int):
+    """Integer weights ``(K, N)``, bias and requantization constants of one GEMM."""
+    w = np.asarray(w, np.float64)
+    w_qp = quant.calibrate(w, w_bits, symmetric=True, per_channel_axis=w.ndim - 1)
+    s_w = np.asarray(w_qp.scale, np.float64)
+    s_x = float(in_qp.scale)
+    mult, shift = quantize_multiplier(s_x * s_w / float(out_qp.scale))
+    return {
+        "w_q": np.asarray(quant.quantize(w, w_qp)),
+        "w_qp": w_qp,
+        "bias_q": np.round(np.asarray(b, np.float64) / (s_x * s_w)).astype(np.int64),
+        "mult": mult,
+        "shift": shift,
+        "out_qp": out_qp,
+    }
+
+
+def _attention_internals(n: Attention, x):
+    """Float q, k, v, context (merged heads) of an attention node, for calibration."""
+    q, k, v = (x @ w + b for w, b in ((n.wq, n.bq), (n.wk, n.bk), (n.wv, n.bv)))
+    qh, kh, vh = (graph.heads_split(t, n.heads) for t in (q, k, v))
+    scores = qh @ jnp.swapaxes(kh, -1, -2) / np.sqrt(qh.shape[-1])
+    mask = graph.causal_mask(x.shape[1]) if n.causal else None
+    ctx = graph.heads_merge(vector.softmax(scores, mask=mask) @ vh)
+    return q, k, v, ctx
+
+
+def quantize_model(model, calib_x, *, w_bits: int, a_bits: int, method: str = "minmax"):
+    """Post-training quantization of ``model`` calibrated on the batch ``calib_x``."""
+    for field, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
+        if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 2 <= bits <= 16:
+            raise ValueError(f"{field} must be an integer in 2..16, got {bits!r}")
+    x = jnp.asarray(calib_x, jnp.float32)
+    _, outs = graph.forward_float(model, x, return_all=True)
+    in_qp = _act_qp(x, a_bits, method)
+    steps, prev_qp, prev_x = {}, in_qp, x
+    for node in model:
+        out_qp = _act_qp(outs[node.name], a_bits, method)
+        if isinstance(node, Conv | Dense):
+            w = np.reshape(node.w, (-1, np.shape(node.w)[-1]))
+            pre = node.act == "gelu"
+            pre_qp = _act_qp(_pre_activation(node, prev_x), a_bits, method) if pre else out_qp
+            steps[node.name] = _gemm_step(w, node.b, prev_qp, pre_qp, w_bits) | {"final": out_qp}
+        elif isinstance(node, Attention):
+            q, k, v, ctx = _attention_internals(node, prev_x)
+            qps = [_act_qp(t, a_bits, method) for t in (q, k, v, ctx)]
+            pairs = ((node.wq, node.bq), (node.wk, node.bk), (node.wv, node.bv))
+            steps[node.name] = {
+                p: _gemm_step(w, b, prev_qp, qp, w_bits)
+                for p, (w, b), qp in zip("qkv", pairs, qps[:3], strict=True)
+            } | _attention_steps(node, qps, out_qp, w_bits, a_bits)
+        else:
+            steps[node.name] = {"out_qp": out_qp}
+        prev_qp, prev_x = out_qp, outs[node.name]
+    return QuantizedModel(tuple(model), in_qp, steps, int(w_bits), int(a_bits))
+
+
+def _attention_steps(node: Attention, qps, out_qp, w_bits: int, a_bits: int) -> dict:
+    """Probabilities' params (unsigned, scale ``1 / (2^bits - 1)``), ``A V`` requantization
+    into the context's params, and the output projection."""
+    probs_qp = QParams(
+        scale=np.float64(1.0 / (2**a_bits - 1)), zero_point=np.int32(0), bits=a_bits, signed=False
+    )
+    s_v, s_ctx = float(qps[2].scale), float(qps[3].scale)
+    av_mult, av_shift = quantize_multiplier(float(probs_qp.scale) * s_v / s_ctx)
+    return {
+        "probs_qp": probs_qp,
+        "av_mult": av_mult,
+        "av_shift": av_shift,
+        "ctx_qp": qps[3],
+        "o": _gemm_step(node.wo, node.bo, qps[3], out_qp, w_bits),
+    }
+
+
+def _pre_activation(node, x):
+    plain = dataclasses.replace(node, act="none")
+    return graph.apply_float(plain, x, {})
+
+
+class _Runner:
+    """Executes one node at a time; holds the config's array settings and the mapping."""
+
+    def __init__(self, qm: QuantizedModel, config: NPUConfig, tile_k: dict, overflow: str):
+        self.qm, self.config, self.tile_k, self.overflow = qm, config, tile_k, overflow
+        self.precision = config.vector_precision
+        self.host = set(config.unsupported_ops)
+
+    def gemm(self, a, w_q, name: str, w_bits: int | None = None):
+        """Integer ``a @ w_q`` on the configured array (int64); ``a`` holds ``a_bits + 1``-bit
+        values (``q - z``), ``w_q`` ``w_bits``-bit ones (default: the model's weight width)."""
+        c = self.config
+        k = a.shape[-1]
+        w_bits = self.qm.w_bits if w_bits is None else w_bits
+        a, w_q = _narrow(a, self.qm.a_bits + 1), _narrow(w_q, w_bits)
+        # Operand ranges are known from the bit widths: when no partial sum can reach the
+        # accumulator's limit, saturate and wrap give the same bits and the fast path applies.
+        bound = k * 2**self.qm.a_bits * 2 ** (w_bits - 1)
+        overflow = "wrap" if bound < 2 ** (int(c.acc_bits) - 1) else self.overflow
+        return run_gemm(
+            a,
+            w_q,
+            rows=int(c.rows),
+            cols=int(c.cols),
+            dataflow=int(c.dataflow),
+            acc_bits=int(c.acc_bits),
+            overflow=overflow,
+            tile_k=self.tile_k.get(name),
+        )
+
+    def requant(self, acc, st: dict, relu: bool):
+        qp = st["out_qp"]
+        return requantize(
+            acc,
+            multiplier=st["mult"],
+            shift=st["shift"],
+            zero_point=qp.zero_point,
+            bias=st["bias_q"],
+            out_bits=qp.bits,
+            signed=qp.signed,
+            relu=relu,
+        )
+
+    def vector_op(self, kind: str, fn, q, in_qp, out_qp):
+        """Dequantize, apply ``fn(x, precision)`` on the vector unit or the host, requantize."""
+        precision = "fp32" if kind in self.host else self.precision
+        return quant.quantize(fn(quant.dequantize(q, in_qp), precision), out_qp)
+
+    def gemm_node(self, node, q, in_qp, st):
+        """Conv or dense: integer GEMM (per group), requantization, then a non-ReLU activation."""
+        kind = "conv" if isinstance(node, Conv) else "dense"
+        if kind in self.host:
+            y = graph.apply_float(node, quant.dequantize(q, in_qp), {})
+            return quant.quantize(y, st["final"])
+        x = q.astype(jnp.int32) - in_qp.zero_point
+        if isinstance(node, Conv):
+            r, s, cg, f = np.shape(node.w)
+            fg = f // node.groups
+            cols = []
+            for g in range(node.groups):
+                a, out_shape = im2col(
+                    x[..., g * cg : (g + 1) * cg], r, s, node.stride, node.padding
+                )
+                cols.append(self.gemm(a, st["w_q"][:, g * fg : (g + 1) * fg], node.name))
+            acc = jnp.concatenate(cols, axis=-1).reshape(*out_shape, f)
+        else:
+            lead = x.shape[:-1]
+            acc = self.gemm(x.reshape(-1, x.shape[-1]), st["w_q"], node.name)
+            acc = acc.reshape(*lead, -1)
+        y = self.requant(acc, st, relu=node.act == "relu")
+        if node.act == "gelu":
+            y = self.vector_op("gelu", _gelu, y, st["out_qp"], st["final"])
+        return y
+
+    def bmm(self, a, b, name: str):
+        """Integer ``a @ b`` over leading batch axes (int64), one array GEMM per matrix."""
+        if "matmul" in self.host:
+            return jnp.einsum("...ik,...kj->...ij", a.astype(jnp.int64), b.astype(jnp.int64))
+        lead = a.shape[:-2]
+        a2, b2 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
+        bits = self.qm.a_bits + 1  # both operands are activations less their zero points
+        out = jax.vmap(lambda x, y: self.gemm(x, y, name, w_bits=bits))(a2, b2)
+        return out.reshape(*lead, a.shape[-2], b.shape[-1])
+
+    def attention(self, n: Attention, q, in_qp, st):
+        proj = {}
+        for p in "qkv":
+            d = Dense(f"{n.name}_{p}", getattr(n, "w" + p), getattr(n, "b" + p))
+            proj[p] = self.gemm_node(d, q, in_qp, st[p] | {"final": st[p]["out_qp"]})
+        qh, kh, vh = (graph.heads_split(proj[p], n.heads) for p in "qkv")
+        z = {p: st[p]["out_qp"].zero_point for p in "qkv"}
+        scores = self.bmm(qh - z["q"], jnp.swapaxes(kh - z["k"], -1, -2), f"{n.name}_qk")
+        s_qk = float(st["q"]["out_qp"].scale) * float(st["k"]["out_qp"].scale)
+        mask = graph.causal_mask(q.shape[1]) if n.causal else None
+        precision = "fp32" if "softmax" in self.host else self.precision
+        probs = vector.softmax(
+            scores * s_qk / np.sqrt(qh.shape[-1]), precision=precision, mask=mask
+        )
+        p_qp = st["probs_qp"]
+        pq = quant.quantize(probs, p_qp)
+        ctx = self.bmm(pq, vh - z["v"], f"{n.name}_av")
+        ctx_q = requantize(
+            graph.heads_merge(ctx),
+            multiplier=st["av_mult"],
+            shift=st["av_shift"],
+            zero_point=st["ctx_qp"].zero_point,
+            out_bits=self.qm.a_bits,
+        )
+        o = Dense(f"{n.name}_o", n.wo, n.bo)
+        return self.gemm_node(o, ctx_q, st["ctx_qp"], st["o"] | {"final": st["o"]["out_qp"]})
+
+    def node(self, node, q, in_qp, outs: dict):
+        """One node: returns its integer output (with ``steps[name]``'s output params)."""
+        st = self.qm.steps[node.name]
+        if isinstance(node, Conv | Dense):
+            return self.gemm_node(node, q, in_qp, st)
+        if isinstance(node, Attention):
+            return self.attention(node, q, in_qp, st)
+        if isinstance(node, Add):
+            other_q, other_qp = outs[node.other]
+
+            def fn(x, p):
+                return vector.add(x, quant.dequantize(other_q, other_qp), precision=p)
+
+            return self.vector_op("add", fn, q, in_qp, st["out_qp"])
+        kind, fn = _vector_fn(node)
+        return self.vector_op(kind, fn, q, in_qp, st["out_qp"])
+
+
+def _narrow(q, bits: int):
+    """``q`` in the smallest signed integer dtype that holds ``bits``-bit signed values."""
+    return q.astype(jnp.int8 if bits <= 8 else jnp.int16 if bits <= 16 else jnp.int32)
+
+
+def _relu(x, precision):
+    return vector.relu(x, precision=precision)
+
+
+def _gelu(x, precision):
+    return vector.gelu(x, precision=precision)
+
+
+def _vector_fn(node):
+    """``(layer kind, fn(x, precision))`` of a vector-only node."""
+    if isinstance(node, Act):
+        return node.kind, _relu if node.kind == "relu" else _gelu
+    if isinstance(node, LayerNorm):
+        return "layernorm", lambda x, p: vector.layernorm(x, node.gamma, node.beta, precision=p)
+    if isinstance(node, Pool):
+        pool = vector.max_pool2d if node.kind == "max" else vector.avg_pool2d
+        return "pool", lambda x, p: pool(x, node.window, node.stride, precision=p)
+    if isinstance(node, Mean):
+        return "pool", lambda x, p: jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
+    raise ValueError(f"unknown node type {type(node).__name__}")
+
+
+def im2col(x, r: int, s: int, stride: int, padding: int):
+    """NHWC patches as a ``(B Ho Wo) x (r s C)`` matrix (zero padding) and ``(B, Ho, Wo)``."""
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    b, h, w, c = x.shape
+    ho, wo = (h - r) // stride + 1, (w - s) // stride + 1
+    taps = [
+        x[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :]
+        for i in range(r)
+        for j in range(s)
+    ]
+    return jnp.stack(taps, axis=3).reshape(b * ho * wo, r * s * c), (b, ho, wo)
+
+
+def run_model(
+    qm: QuantizedModel, x, config: NPUConfig, *, overflow: str = "saturate"
+) -> tuple[jax.Array, CostReport]:
+    """Execute ``qm`` on the batch ``x`` as ``config`` would; returns (float outputs, costs).
+
+    The config's ``w_bits`` and ``a_bits`` must be the model's. Outputs are the dequantized
+    values of the last node (logits).
+    """
+    for field, want in (("w_bits", qm.w_bits), ("a_bits", qm.a_bits)):
+        got = float(getattr(config, field))
+        if got != want:
+            raise ValueError(f"config {field}={got:g} but the model is quantized to {want} bits")
+    if config.vector_precision not in vector.PRECISIONS:
+        raise ValueError(
+            f"vector_precision must be one of {', '.join(vector.PRECISIONS)}, "
+            f"got {config.vector_precision!r}"
+        )
+    x = jnp.asarray(x, jnp.float32)
+    wl = graph.workload(qm.model, x.shape)
+    mapping = cost.default_mapping(config, wl)
+    tk, k = np.asarray(mapping.tile_k), np.asarray(wl.gemm_k)
+    tile_k = {n: int(t) for n, t, kk in zip(wl.names, tk, k, strict=True) if t < kk}
+    forward = _forward(qm, config, tuple(sorted(tile_k.items())), overflow)
+    return forward(x), cost.evaluate(config, wl, mapping)
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward(qm: QuantizedModel, config: NPUConfig, tile_k: tuple, overflow: str):
+    """The jitted integer forward pass of ``qm`` on ``config``, compiled once per setting."""
+    c = config
+    key = (int(c.rows), int(c.cols), int(c.dataflow), int(c.acc_bits), c.vector_precision)
+    key += (c.unsupported_ops, tile_k, overflow)
+    cache = _COMPILED.setdefault(qm, {})
+    if key not in cache:
+        runner = _Runner(qm, config, dict(tile_k), overflow)
+
+        def forward(x):
+            q, qp, outs = quant.quantize(x, qm.in_qp), qm.in_qp, {}
+            for node in qm.model:
+                q = runner.node(node, q, qp, outs)
+                qp = _out_qp(qm.steps[node.name])
+                outs[node.name] = (q, qp)
+            return quant.dequantize(q, qp)
+
+        cache[key] = jax.jit(forward)
+    return cache[key]
+
+
+def _out_qp(st: dict) -> QParams:
+    if "final" in st:
+        return st["final"]
+    return st["o"]["out_qp"] if "o" in st else st["out_qp"]
