@@ -89,6 +89,8 @@ def quantize_model(model, calib_x, *, w_bits: int, a_bits: int, method: str = "m
     steps, prev_qp, prev_x = {}, in_qp, x
     for node in model:
         out_qp = _act_qp(outs[node.name], a_bits, method)
+        if _on_codes(node):
+            out_qp = prev_qp  # max pooling and ReLU act on the integer codes themselves
         if isinstance(node, Conv | Dense):
             w = np.reshape(node.w, (-1, np.shape(node.w)[-1]))
             pre = node.act == "gelu"
@@ -160,6 +162,14 @@ class _Runner:
             tile_k=self.tile_k.get(name),
         )
 
+    def order_free(self, k: int) -> bool:
+        """True when no sum of ``k`` products can clamp, wrap or lose a bit in float32: then
+        the array's result is the exact integer product whatever the order of the additions
+        (there are no partial-sum spills in execution), and a float32 convolution of the
+        integers computes the same bits as the fold-by-fold GEMM."""
+        bound = k * 2**self.qm.a_bits * 2 ** (self.qm.w_bits - 1)
+        return bound < min(2**24, 2 ** (int(self.config.acc_bits) - 1))
+
     def requant(self, acc, st: dict, relu: bool):
         qp = st["out_qp"]
         return requantize(
@@ -185,7 +195,9 @@ class _Runner:
             y = graph.apply_float(node, quant.dequantize(q, in_qp), {})
             return quant.quantize(y, st["final"])
         x = q.astype(jnp.int32) - in_qp.zero_point
-        if isinstance(node, Conv):
+        if isinstance(node, Conv) and self.order_free(int(np.prod(np.shape(node.w)[:3]))):
+            acc = _exact_conv(x, st["w_q"], node)
+        elif isinstance(node, Conv):
             r, s, cg, f = np.shape(node.w)
             fg = f // node.groups
             cols = []
@@ -256,7 +268,27 @@ class _Runner:
 
             return self.vector_op("add", fn, q, in_qp, st["out_qp"])
         kind, fn = _vector_fn(node)
+        if _on_codes(node) and kind not in self.host:
+            return _code_op(node, q, in_qp)
         return self.vector_op(kind, fn, q, in_qp, st["out_qp"])
+
+
+def _on_codes(node) -> bool:
+    """Max pooling and ReLU commute with the (monotone) quantizer, so an integer engine applies
+    them to the codes and keeps the input's quantization parameters (as TFLite does)."""
+    return (isinstance(node, Pool) and node.kind == "max") or (
+        isinstance(node, Act) and node.kind == "relu"
+    )
+
+
+def _code_op(node, q, qp: QParams):
+    if isinstance(node, Act):
+        return jnp.maximum(q, qp.zero_point).astype(q.dtype)
+    window, stride = (1, node.window, node.window, 1), (1, node.stride, node.stride, 1)
+    lowest = jnp.iinfo(q.dtype).min
+    return jax.lax.reduce_window(
+        q, jnp.asarray(lowest, q.dtype), jax.lax.max, window, stride, "VALID"
+    )
 
 
 def _narrow(q, bits: int):
@@ -286,6 +318,21 @@ def _vector_fn(node):
     raise ValueError(f"unknown node type {type(node).__name__}")
 
 
+def _exact_conv(x, w_q, node: Conv):
+    """The integer convolution as one float32 XLA conv (exact: see ``_Runner.order_free``)."""
+    w = jnp.asarray(w_q, jnp.float32).reshape(np.shape(node.w))
+    y = jax.lax.conv_general_dilated(
+        x.astype(jnp.float32),
+        w,
+        window_strides=(node.stride, node.stride),
+        padding=[(node.padding, node.padding)] * 2,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=node.groups,
+        precision=jax.lax.Precision.HIGHEST,
+    )
+    return y.astype(jnp.int64)
+
+
 def im2col(x, r: int, s: int, stride: int, padding: int):
     """NHWC patches as a ``(B Ho Wo) x (r s C)`` matrix (zero padding) and ``(B, Ho, Wo)``."""
     x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
@@ -299,13 +346,12 @@ def im2col(x, r: int, s: int, stride: int, padding: int):
     return jnp.stack(taps, axis=3).reshape(b * ho * wo, r * s * c), (b, ho, wo)
 
 
-def run_model(
-    qm: QuantizedModel, x, config: NPUConfig, *, overflow: str = "saturate"
-) -> tuple[jax.Array, CostReport]:
-    """Execute ``qm`` on the batch ``x`` as ``config`` would; returns (float outputs, costs).
+def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="saturate"):
+    """``(forward, workload, mapping)`` for batches of ``input_shape`` on ``config``.
 
-    The config's ``w_bits`` and ``a_bits`` must be the model's. Outputs are the dequantized
-    values of the last node (logits).
+    ``forward(x)`` is the jitted bit-accurate execution (float inputs, dequantized outputs),
+    using the reduction split of the cost model's mapping; compiled once per setting and
+    cached on ``qm``. The config's ``w_bits`` and ``a_bits`` must be the model's.
     """
     for field, want in (("w_bits", qm.w_bits), ("a_bits", qm.a_bits)):
         got = float(getattr(config, field))
@@ -316,12 +362,34 @@ def run_model(
             f"vector_precision must be one of {', '.join(vector.PRECISIONS)}, "
             f"got {config.vector_precision!r}"
         )
-    x = jnp.asarray(x, jnp.float32)
-    wl = graph.workload(qm.model, x.shape)
+    if overflow not in ("wrap", "saturate"):
+        raise ValueError(f"overflow must be 'wrap' or 'saturate', got {overflow!r}")
+    wl = graph.workload(qm.model, tuple(input_shape))
     mapping = cost.default_mapping(config, wl)
     tk, k = np.asarray(mapping.tile_k), np.asarray(wl.gemm_k)
     tile_k = {n: int(t) for n, t, kk in zip(wl.names, tk, k, strict=True) if t < kk}
-    forward = _forward(qm, config, tuple(sorted(tile_k.items())), overflow)
+    return _forward(qm, config, tuple(sorted(tile_k.items())), overflow), wl, mapping
+
+
+def run_model(
+    qm: QuantizedModel, x, config: NPUConfig, *, overflow: str = "saturate"
+) -> tuple[jax.Array, CostReport]:
+    """Execute ``qm`` on the batch ``x`` as ``config`` would; returns (float outputs, costs).
+
+    Outputs are the dequantized values of the last node (logits); the cost report is the
+    exact model's for the whole batch (see :func:`compile_model`).
+
+    >>> import numpy as np
+    >>> from hw import get_preset
+    >>> model = (graph.Dense("fc", w=np.eye(4, 3), b=np.zeros(3), act="relu"),)
+    >>> x = np.linspace(-1, 1, 8).reshape(2, 4)
+    >>> qm = quantize_model(model, x, w_bits=8, a_bits=8)
+    >>> y, report = run_model(qm, x, get_preset("edge-tpu-like"))
+    >>> [[round(float(v), 2) for v in row] for row in y], int(report.total_cycles.sum()) > 0
+    ([[0.0, 0.0, 0.0], [0.14, 0.43, 0.71]], True)
+    """
+    x = jnp.asarray(x, jnp.float32)
+    forward, wl, mapping = compile_model(qm, x.shape, config, overflow)
     return forward(x), cost.evaluate(config, wl, mapping)
 
 
