@@ -13,9 +13,11 @@ import jax
 # cost model computes in 64 bits. This is the package's one import-time setting.
 jax.config.update("jax_enable_x64", True)
 
-from hw import layers  # noqa: E402
+from hw import engine, graph, layers, quant, vector  # noqa: E402
 from hw.arith import EXACT, Arith  # noqa: E402
 from hw.cost import default_mapping, evaluate  # noqa: E402
+from hw.engine import QuantizedModel, compile_model, quantize_model, run_model  # noqa: E402
+from hw.execute import quantize_multiplier, requantize, run_gemm  # noqa: E402
 from hw.presets import get_preset, preset_names  # noqa: E402
 from hw.types import (  # noqa: E402
     DATAFLOWS,
@@ -31,6 +33,7 @@ from hw.types import (  # noqa: E402
 __all__ = [
     "DATAFLOWS",
     "EXACT",
+    "QuantizedModel",
     "LOOP_ORDERS",
     "Arith",
     "CostReport",
@@ -39,9 +42,19 @@ __all__ = [
     "TechTable",
     "Workload",
     "canonical",
+    "compile_model",
     "default_mapping",
+    "engine",
     "evaluate",
     "get_preset",
+    "graph",
     "layers",
     "preset_names",
+    "quant",
+    "quantize_model",
+    "quantize_multiplier",
+    "requantize",
+    "run_gemm",
+    "run_model",
+    "vector",
 ]

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, MEMORY_MODELS, NPUConfig, Workload
+from hw.vector import PRECISIONS
 
 BIT_RANGES = {"w_bits": (2, 16), "a_bits": (2, 16), "acc_bits": (2, 32)}
 """Allowed operand and accumulator widths, bits (inclusive)."""
@@ -98,6 +100,18 @@ def validate_config(config: NPUConfig) -> NPUConfig:
         raise InvalidFieldError(
             "memory_model",
             f"memory_model must be one of {', '.join(MEMORY_MODELS)}, got {config.memory_model!r}",
+        )
+    if config.vector_precision not in PRECISIONS:
+        raise InvalidFieldError(
+            "vector_precision",
+            f"vector_precision must be one of {', '.join(PRECISIONS)}, "
+            f"got {config.vector_precision!r}",
+        )
+    unknown = [k for k in config.unsupported_ops if k not in LAYER_KINDS]
+    if unknown:
+        raise InvalidFieldError(
+            "unsupported_ops",
+            f"unsupported_ops: unknown layer kind {unknown[0]!r}; known: {', '.join(LAYER_KINDS)}",
         )
     for field, (lo, hi) in BIT_RANGES.items():
         _check(

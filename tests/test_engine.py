@@ -132,3 +132,14 @@ def test_bad_input():
         engine.run_model(qm, X_IMG, npu(vector_precision="int8"))
     with pytest.raises(ValueError, match="w_bits must be an integer in 2..16"):
         engine.quantize_model(CNN, X_IMG, w_bits=1, a_bits=8)
+
+
+def test_exact_conv_shortcut_equals_the_fold_by_fold_gemm(monkeypatch):
+    # With int8 operands nothing can clamp, so the engine runs each conv as one float32 XLA
+    # conv; forcing the im2col + run_gemm path (K split by the mapping) must give the same bits.
+    qm = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
+    fast, _ = engine.run_model(qm, X_IMG, npu())
+    slow_qm = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
+    monkeypatch.setattr(engine._Runner, "order_free", lambda self, k: False)
+    slow, _ = engine.run_model(slow_qm, X_IMG, npu())
+    np.testing.assert_array_equal(fast, slow)

@@ -113,3 +113,11 @@ def test_empty_workload():
     empty = dataclasses.replace(wl, names=(), kinds=())
     with pytest.raises(ValueError, match="at least one layer"):
         validate_workload(empty)
+
+
+def test_vector_precision_and_unsupported_ops_are_checked():
+    base = get_preset("edge-tpu-like")
+    with pytest.raises(ValueError, match="vector_precision must be one of int16, fp16, fp32"):
+        validate_config(dataclasses.replace(base, vector_precision="int4"))
+    with pytest.raises(ValueError, match="unknown layer kind 'sofmax'"):
+        validate_config(dataclasses.replace(base, unsupported_ops=("sofmax",)))
