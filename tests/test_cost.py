@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from experiments.reference import design_for
 from hw import cost, layers, memory, presets
 from hw.arith import EXACT, Arith
-from hw.types import DATAFLOWS, Mapping, NPUConfig, canonical
+from hw.types import Mapping, NPUConfig, canonical
 
 WL = layers.workload(
     [
@@ -48,22 +49,10 @@ def design(**kw) -> NPUConfig:
     return canonical(dataclasses.replace(presets.get_preset("scalesim-32x32"), **kw))
 
 
-def replay(row) -> NPUConfig:
-    """A design that mirrors one SCALE-Sim reference row."""
-    return design(
-        rows=row.rows,
-        cols=row.cols,
-        dataflow=DATAFLOWS.index(row.dataflow),
-        ifmap_sram_kib=float(row.sram_kib[0]),
-        filter_sram_kib=float(row.sram_kib[1]),
-        ofmap_sram_kib=float(row.sram_kib[2]),
-    )
-
-
 def test_evaluate_no_stall_equals_scalesim_cycles(reference_rows):
     rows = [r for r in reference_rows if r.setting.startswith("A_")]
     for r in rows:
-        rep = cost.evaluate(replay(r), layers.workload([r.layer]), stall=False)
+        rep = cost.evaluate(design_for(r, "tiled"), layers.workload([r.layer]), stall=False)
         assert int(rep.total_cycles[0]) == r.sim_cycles, (r.layer.name, r.dataflow)
         assert int(rep.stall_cycles[0]) == 0
         assert float(rep.mapping_efficiency[0]) == pytest.approx(
