@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from experiments import report, topology
+from experiments import cli_models, report, topology
 from hw import cost, layers, memory, presets
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, Mapping, NPUConfig
@@ -118,14 +119,8 @@ _FLAGS |= {f"{b}_sram_kib": f"--sram-kib or --{b}-kib" for b in ("ifmap", "filte
 _FLAGS |= {"dataflow": "--dataflow", "memory_model": "--memory-model"}
 
 
-def _add_simulate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "topology",
-        metavar="TOPOLOGY",
-        help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm) or npu-dse "
-        f"workload .json; examples in {topology.bundled('')}",
-    )
-    p.add_argument("--gemm", action="store_true", help="TOPOLOGY is SCALE-Sim's Layer, M, N, K")
+def add_design_args(p: argparse.ArgumentParser) -> None:
+    """The design flags shared by ``simulate`` and ``evaluate`` (see :func:`design_from_args`)."""
     g = p.add_argument_group(
         "design", f"start from --preset (default {DEFAULT_PRESET}) and override its values"
     )
@@ -174,6 +169,17 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write every intermediate to DRAM (default: fuse GEMM->activation and attention)",
     )
+
+
+def _add_simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "topology",
+        metavar="TOPOLOGY",
+        help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm) or npu-dse "
+        f"workload .json; examples in {topology.bundled('')}",
+    )
+    p.add_argument("--gemm", action="store_true", help="TOPOLOGY is SCALE-Sim's Layer, M, N, K")
+    add_design_args(p)
     p.add_argument(
         "--no-stall",
         action="store_true",
@@ -270,6 +276,24 @@ COMMANDS: tuple[Command, ...] = (
         "Example: npu-dse simulate resnet18.csv --preset tpu-v1-like --sram-kib 4096 --json",
         _add_simulate_args,
         _run_simulate,
+    ),
+    Command(
+        "train",
+        "train the small CNN or transformer on the bundled digits",
+        "Train with optax, checkpoint every epoch into --out and resume from it. Example: "
+        "npu-dse train --model cnn --quick --out runs/cnn",
+        cli_models.add_train_args,
+        cli_models.run_train,
+    ),
+    Command(
+        "evaluate",
+        "accuracy, latency, energy and power of a trained model on a simulated NPU",
+        "Quantize a trained checkpoint post-training, run the test set bit-accurately on the "
+        f"design (--preset, default {DEFAULT_PRESET}, or the design flags) and report accuracy "
+        "beside float accuracy with the cost of one inference. Example: npu-dse evaluate "
+        "--checkpoint runs/cnn --preset edge-tpu-like --w-bits 8 --a-bits 8",
+        functools.partial(cli_models.add_evaluate_args, add_design_args=add_design_args),
+        functools.partial(cli_models.run_evaluate, design_from_args=design_from_args),
     ),
 )
 """The subcommands, in the order ``--help`` lists them."""
