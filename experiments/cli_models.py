@@ -49,7 +49,8 @@ def train_config(args: argparse.Namespace) -> configs.TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = train_config(args)
-    with tqdm(total=cfg.epochs, desc=f"train {cfg.model}", unit="epoch", leave=False) as bar:
+    bar = tqdm(total=cfg.epochs, desc=f"train {cfg.model}", unit="epoch", leave=False, disable=None)
+    with bar:
 
         def progress(epoch: int, metrics: dict) -> None:
             bar.n = epoch
