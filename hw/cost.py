@@ -213,7 +213,7 @@ def evaluate(
         mapping_efficiency=jnp.where(
             g_npu > 0, mac_array.mapping_efficiency(m, k, n, r, c, df, ar), 0.0
         ),
-        utilization=workload.macs / (r * c * jnp.maximum(total, 1)),
+        utilization=jnp.where(host, 0.0, workload.macs / (r * c * jnp.maximum(total, 1))),
         sram_ifmap_reads=counts["sram_ifmap_reads"],
         sram_filter_reads=counts["sram_filter_reads"],
         sram_ofmap_writes=counts["sram_ofmap_writes"],

@@ -61,6 +61,7 @@ def test_gemm_fallback_moves_activations_not_weights():
     cfg = design(unsupported_ops=("dense",))
     rep = cost.evaluate(cfg, layers.workload([FC]))
     assert float(rep.compute_cycles[0]) == 0 and float(rep.energy_mac_pj[0]) == 0
+    assert float(rep.utilization[0]) == 0  # the array did none of it
     assert float(rep.dram_filter_read_bytes[0]) == 0
     host_s = 2 * FC.macs / 50e9 + (32 + 32) / 4e9
     assert float(rep.host_cycles[0]) == math.ceil(host_s * 1e9)
