@@ -32,6 +32,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_cost_model.py
 	$(PY) benchmarks/stall_error.py
+	$(PY) benchmarks/bench_execute.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
