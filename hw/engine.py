@@ -78,27 +78,51 @@ def _attention_internals(n: Attention, x):
     return q, k, v, ctx
 
 
-def quantize_model(model, calib_x, *, w_bits: int, a_bits: int, method: str = "minmax"):
-    """Post-training quantization of ``model`` calibrated on the batch ``calib_x``."""
+def quantize_model(
+    model,
+    calib_x,
+    *,
+    w_bits: int,
+    a_bits: int,
+    method: str = "minmax",
+    act_qparams: dict | None = None,
+):
+    """Post-training quantization of ``model`` calibrated on the batch ``calib_x``.
+
+    ``act_qparams`` replaces calibration where a trained model knows its activation ranges
+    (quantization-aware training): keys ``"input"``, a node's name (its output), ``NAME.pre``
+    (the input of a GELU fused into a GEMM node) and ``NAME.q``, ``.k``, ``.v``, ``.ctx``
+    (attention's projections and context); values are ``a_bits``-wide ``QParams``.
+    """
     for field, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
         if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 2 <= bits <= 16:
             raise ValueError(f"{field} must be an integer in 2..16, got {bits!r}")
+    given = dict(act_qparams or {})
+    for key, qp in given.items():
+        if qp.bits != a_bits:
+            raise ValueError(f"act_qparams[{key!r}] has {qp.bits} bits, the model {a_bits}")
+
+    def act(key: str, values):
+        return given[key] if key in given else _act_qp(values, a_bits, method)
+
     x = jnp.asarray(calib_x, jnp.float32)
     _, outs = graph.forward_float(model, x, return_all=True)
-    in_qp = _act_qp(x, a_bits, method)
+    in_qp = act("input", x)
     steps, prev_qp, prev_x = {}, in_qp, x
     for node in model:
-        out_qp = _act_qp(outs[node.name], a_bits, method)
-        if _on_codes(node):
-            out_qp = prev_qp  # max pooling and ReLU act on the integer codes themselves
+        # max pooling and ReLU act on the integer codes, keeping their input's parameters
+        out_qp = prev_qp if _on_codes(node) else act(node.name, outs[node.name])
         if isinstance(node, Conv | Dense):
             w = np.reshape(node.w, (-1, np.shape(node.w)[-1]))
             pre = node.act == "gelu"
-            pre_qp = _act_qp(_pre_activation(node, prev_x), a_bits, method) if pre else out_qp
+            pre_qp = act(f"{node.name}.pre", _pre_activation(node, prev_x)) if pre else out_qp
             steps[node.name] = _gemm_step(w, node.b, prev_qp, pre_qp, w_bits) | {"final": out_qp}
         elif isinstance(node, Attention):
-            q, k, v, ctx = _attention_internals(node, prev_x)
-            qps = [_act_qp(t, a_bits, method) for t in (q, k, v, ctx)]
+            internals = _attention_internals(node, prev_x)
+            qps = [
+                act(f"{node.name}.{p}", t)
+                for p, t in zip(("q", "k", "v", "ctx"), internals, strict=True)
+            ]
             pairs = ((node.wq, node.bq), (node.wk, node.bk), (node.wv, node.bv))
             steps[node.name] = {
                 p: _gemm_step(w, b, prev_qp, qp, w_bits)

@@ -123,6 +123,16 @@ class ActQuant(nnx.Module):
         return quant.calibrate(jnp.stack([lo, hi]), self.bits, symmetric=False, signed=True)
 
 
+def trained_qparams(pairs) -> dict[str, quant.QParams]:
+    """``{engine key: QParams}`` of the fake quantizers that have a width and have seen
+    training data (see ``hw.engine.quantize_model``'s ``act_qparams``)."""
+    return {
+        key: aq.qparams()
+        for key, aq in pairs
+        if aq is not None and aq.bits is not None and bool(aq.seen[...])
+    }
+
+
 def _act(x, act: str):
     if act == "relu":
         return jax.nn.relu(x)
@@ -232,6 +242,13 @@ class CNN(nnx.Module):
     def set_qat(self, enabled: bool) -> None:
         """Fake quantization on or off (see :func:`set_qat`)."""
         set_qat(self, enabled)
+
+    def activation_qparams(self) -> dict[str, quant.QParams]:
+        """The activation ranges QAT learned, keyed by ``hw.graph`` node (empty if none)."""
+        pairs = [("input", self.in_q)]
+        pairs += [(f"conv{i + 1}", conv.out_q) for i, conv in enumerate(self.convs)]
+        pairs += [("fc1", self.fc1.out_q), ("flatten", self.flatten_q), ("fc2", self.fc2.out_q)]
+        return trained_qparams(pairs)
 
     def to_graph(self) -> tuple:
         """The float network as ``hw.graph`` nodes (``hw.graph.forward_float`` equals

@@ -121,9 +121,13 @@ def evaluate(model: nnx.Module, x, y) -> dict:
 
 
 def ptq(model: nnx.Module, calib_x, w_bits: int, a_bits: int, *, method: str = "minmax"):
-    """Post-training quantization: ``hw.engine.quantize_model(model.to_graph(), calib_x)``."""
+    """Quantize ``model.to_graph()`` for ``hw.engine``: activation ranges that QAT learned at
+    ``a_bits`` are kept, the others are calibrated on ``calib_x``."""
     x = np.asarray(calib_x, np.float32)
-    return engine.quantize_model(model.to_graph(), x, w_bits=w_bits, a_bits=a_bits, method=method)
+    learned = {k: qp for k, qp in model.activation_qparams().items() if qp.bits == a_bits}
+    return engine.quantize_model(
+        model.to_graph(), x, w_bits=w_bits, a_bits=a_bits, method=method, act_qparams=learned
+    )
 
 
 def _qat_on(config: TrainConfig, epoch: int) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from hw import graph, quant, vector
-from models.cnn import QAT, ActQuant, QDense, QuantSpec, layer_spec, set_qat
+from models.cnn import QAT, ActQuant, QDense, QuantSpec, layer_spec, set_qat, trained_qparams
 
 
 class QLayerNorm(nnx.Module):
@@ -151,6 +151,20 @@ class Transformer(nnx.Module):
     def set_qat(self, enabled: bool) -> None:
         """Fake quantization on or off (see ``models.cnn.set_qat``)."""
         set_qat(self, enabled)
+
+    def activation_qparams(self) -> dict[str, quant.QParams]:
+        """The activation ranges QAT learned, keyed as ``hw.engine.quantize_model`` expects."""
+        pairs = [("input", self.in_q), ("embed", self.embed.out_q)]
+        for i, blk in enumerate(self.blocks):
+            b, att = f"block{i}", blk.attn
+            pairs += [(f"{b}_ln1", blk.ln1.out_q), (f"{b}_attn.ctx", att.ctx_q)]
+            pairs += [(f"{b}_attn.{p}", getattr(att, p).out_q) for p in "qkv"]
+            pairs += [(f"{b}_attn", att.o.out_q), (f"{b}_res1", blk.res1_q)]
+            pairs += [(f"{b}_ln2", blk.ln2.out_q), (f"{b}_mlp1.pre", blk.mlp1.pre_q)]
+            pairs += [(f"{b}_mlp1", blk.mlp1.out_q), (f"{b}_mlp2", blk.mlp2.out_q)]
+            pairs += [(f"{b}_res2", blk.res2_q)]
+        pairs += [("ln_f", self.ln_f.out_q), ("pool", self.pool_q), ("head", self.head.out_q)]
+        return trained_qparams(pairs)
 
     def to_graph(self) -> tuple:
         """The float network as ``hw.graph`` nodes (``hw.graph.forward_float`` equals

@@ -132,6 +132,9 @@ def test_bad_input():
         engine.run_model(qm, X_IMG, npu(vector_precision="int8"))
     with pytest.raises(ValueError, match="w_bits must be an integer in 2..16"):
         engine.quantize_model(CNN, X_IMG, w_bits=1, a_bits=8)
+    four = quant.calibrate(X_IMG, 4, symmetric=False)
+    with pytest.raises(ValueError, match=r"act_qparams\['input'\] has 4 bits, the model 8"):
+        engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8, act_qparams={"input": four})
 
 
 def test_exact_conv_shortcut_equals_the_fold_by_fold_gemm(monkeypatch):

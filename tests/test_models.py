@@ -148,3 +148,35 @@ def test_ptq_at_four_bits():
     assert (qm.w_bits, qm.a_bits) == (4, 4)
     y4, _ = hw.run_model(qm, IMAGES, npu4)
     assert y4.shape == (6, 10) and np.all(np.isfinite(np.asarray(y4)))
+
+
+def _engine_keys(nodes) -> set[str]:
+    """Every activation key hw.engine.quantize_model accepts for these nodes."""
+    keys = {"input"} | {n.name for n in nodes}
+    for n in nodes:
+        if isinstance(n, graph.Dense | graph.Conv) and n.act == "gelu":
+            keys.add(f"{n.name}.pre")
+        if isinstance(n, graph.Attention):
+            keys |= {f"{n.name}.{p}" for p in ("q", "k", "v", "ctx")}
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("make", "x"),
+    [
+        (lambda: CNN(widths=(4, 8), hidden=8, qat=(4, 4), rngs=nnx.Rngs(0)), IMAGES),
+        (lambda: Transformer(d_model=8, heads=2, blocks=1, qat=(4, 4), rngs=nnx.Rngs(0)), TOKENS),
+    ],
+)
+def test_qat_ranges_reach_the_engine(make, x):
+    model = make()
+    assert model.activation_qparams() == {}  # nothing learned before QAT has seen data
+    set_qat(model, True)
+    model.train()
+    model(x)
+    learned = model.activation_qparams()
+    assert set(learned) <= _engine_keys(model.to_graph())
+    assert {"input"} < set(learned)
+    qm = ptq(model, x, 4, 4)
+    assert float(qm.in_qp.scale) == float(learned["input"].scale)
+    assert ptq(model, x, 8, 8).in_qp.bits == 8  # other widths calibrate on data instead
