@@ -22,6 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -260,7 +261,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
-        print(report.format_simulation(result, str(args.topology), stall=not args.no_stall))
+        print(report.format_simulation(result, Path(args.topology).name, stall=not args.no_stall))
     return 0
 
 
