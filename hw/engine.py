@@ -173,8 +173,7 @@ class _Runner:
         a, w_q = _narrow(a, self.qm.a_bits + 1), _narrow(w_q, w_bits)
         # Operand ranges are known from the bit widths: when no partial sum can reach the
         # accumulator's limit, saturate and wrap give the same bits and the fast path applies.
-        bound = k * 2**self.qm.a_bits * 2 ** (w_bits - 1)
-        overflow = "wrap" if bound < 2 ** (int(c.acc_bits) - 1) else self.overflow
+        overflow = "wrap" if self.bound(k, w_bits) < 2 ** (int(c.acc_bits) - 1) else self.overflow
         return run_gemm(
             a,
             w_q,
@@ -191,8 +190,12 @@ class _Runner:
         the array's result is the exact integer product whatever the order of the additions
         (there are no partial-sum spills in execution), and a float32 convolution of the
         integers computes the same bits as the fold-by-fold GEMM."""
-        bound = k * 2**self.qm.a_bits * 2 ** (self.qm.w_bits - 1)
-        return bound < min(2**24, 2 ** (int(self.config.acc_bits) - 1))
+        return self.bound(k, self.qm.w_bits) < min(2**24, 2 ** (int(self.config.acc_bits) - 1))
+
+    def bound(self, k: int, w_bits: int) -> int:
+        """Largest magnitude of a sum of ``k`` products of an activation less its zero point
+        (``a_bits + 1`` bits) and a ``w_bits`` operand."""
+        return k * 2**self.qm.a_bits * 2 ** (w_bits - 1)
 
     def requant(self, acc, st: dict, relu: bool):
         qp = st["out_qp"]
