@@ -29,6 +29,7 @@ over designs or layers, and differentiate it with ``Arith.smooth(t)``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -81,6 +82,12 @@ def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     shape = (workload.gemm_m.shape[0], e, e, e, 3)
     grid = Mapping(*(jnp.broadcast_to(x, shape) for x in (tm, tk, tn, order)))
     wl = jax.tree_util.tree_map(lambda x: x[:, None, None, None, None], workload)
+    if jnp.ndim(config.w_bits) or jnp.ndim(config.a_bits):  # per-layer widths, shape=(L,)
+        config = dataclasses.replace(
+            config,
+            w_bits=jnp.broadcast_to(config.w_bits, shape[:1])[:, None, None, None, None],
+            a_bits=jnp.broadcast_to(config.a_bits, shape[:1])[:, None, None, None, None],
+        )
     traffic = memory.dram_traffic(config, wl, grid, EXACT)
     cycles = memory.dram_cycles(config, traffic, EXACT) + memory.exposed_cycles(
         config, wl, grid, EXACT
@@ -161,6 +168,7 @@ def evaluate(
     mapping: Mapping | None = None,
     ar: Arith = EXACT,
     stall: bool = True,
+    layer_bits=None,
 ) -> CostReport:
     """Cycles, traffic, energy and area of a workload on one design (see the module docs).
 
@@ -170,7 +178,13 @@ def evaluate(
       mapping: per-layer tiles and loop orders; ``None`` picks :func:`default_mapping`.
       ar: ``EXACT`` for reporting, ``Arith.smooth(t)`` for gradients.
       stall: False for infinite DRAM bandwidth (compute cycles only).
+      layer_bits: optional ``(w_bits, a_bits)``, shape=(L,) each: per-layer operand widths
+        (at most the config's, which size the multipliers). They set MAC energy, traffic and
+        tile sizes per layer; area and leakage follow the config's widths.
     """
+    hardware = config
+    if layer_bits is not None:
+        config = dataclasses.replace(config, w_bits=layer_bits[0], a_bits=layer_bits[1])
     if mapping is None:
         mapping = default_mapping(config, workload)
     host = schedule.on_host(workload.kinds, config.unsupported_ops)
@@ -221,13 +235,13 @@ def evaluate(
         dram_filter_read_bytes=traffic[1],
         dram_ofmap_write_bytes=traffic[2],
         dram_ofmap_read_bytes=traffic[3],
-        energy_leak_pj=tech.leakage_w(config) * seconds * 1e12,
+        energy_leak_pj=tech.leakage_w(hardware) * seconds * 1e12,
         fits=jnp.where((g > 0) & ~host, memory.fits(config, mapping), True),
         energy_host_pj=host_pj,
         host_cycles=host_cycles,
         on_host=jnp.asarray(host),
         clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
-        area_mm2=tech.area_mm2(config),
+        area_mm2=tech.area_mm2(hardware),
         names=workload.names,
         **energy,
     )

@@ -1,0 +1,174 @@
+"""A design point: hardware values, per-layer bit widths and per-layer mapping.
+
+:class:`Design` is a pytree (vmap it over a population of designs). The hardware it
+describes is the base preset of a :class:`~dse.space.Space` with the searched values put in:
+``sram_kib`` is split over the ifmap, filter and ofmap buffers in the base's proportions and
+the multipliers are as wide as the widest layer (:func:`to_config`). :func:`evaluate` runs
+``hw.evaluate`` on it and :func:`metrics` sums the whole-workload figures that objectives and
+budgets are stated in.
+
+>>> import numpy as np
+>>> from hw import layers
+>>> from dse.space import Space
+>>> space = Space.from_dict({"base": "edge-tpu-like", "rows": [32, 64]})
+>>> wl = layers.workload([layers.gemm("g", m=64, k=64, n=64)])
+>>> d = base_design(space, wl)
+>>> float(d.rows), d.w_bits.tolist()
+(64.0, [8.0])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hw import cost
+from hw.arith import EXACT, Arith
+from hw.types import (
+    DATAFLOWS,
+    LOOP_ORDERS,
+    Array,
+    Mapping,
+    NPUConfig,
+    Workload,
+    canonical,
+    pytree_dataclass,
+)
+
+from .space import Space, sram_total_kib
+
+
+@pytree_dataclass
+class Design:
+    """One design (or, with leading axes, a population of them)."""
+
+    rows: Array  # PEs
+    cols: Array  # PEs
+    dataflow: Array  # code into hw.types.DATAFLOWS
+    sram_kib: Array  # total on-chip buffer, KiB
+    clock_mhz: Array
+    dram_bw_gbps: Array
+    w_bits: Array  # shape=(L,) weight width per layer
+    a_bits: Array  # shape=(L,) activation width per layer
+    mapping: Mapping  # shape=(L,) fields
+
+
+def base_design(space: Space, workload: Workload, mapping: Mapping | None = None) -> Design:
+    """The base preset as a design (its default mapping unless one is given)."""
+    config = space.base_config()
+    n = workload.num_layers
+    if mapping is None:
+        mapping = cost.default_mapping(config, workload)
+    return canonical(
+        Design(
+            rows=np.float64(config.rows),
+            cols=np.float64(config.cols),
+            dataflow=np.int64(config.dataflow),
+            sram_kib=np.float64(sram_total_kib(config)),
+            clock_mhz=np.float64(config.clock_mhz),
+            dram_bw_gbps=np.float64(config.dram_bw_gbps),
+            w_bits=np.full(n, float(config.w_bits)),
+            a_bits=np.full(n, float(config.a_bits)),
+            mapping=mapping,
+        )
+    )
+
+
+def hardware_bits(design: Design, workload: Workload):
+    """Multiplier widths ``(w, a)``: the widest weight width of a GEMM layer and the widest
+    activation width of any layer (a network without GEMMs keeps its widest weight width)."""
+    gemm = workload.gemm_count > 0
+    w = jnp.max(jnp.where(gemm, design.w_bits, 0.0), axis=-1)
+    w = jnp.where(jnp.any(gemm), w, jnp.max(design.w_bits, axis=-1))
+    return w, jnp.max(design.a_bits, axis=-1)
+
+
+def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
+    """The hardware of a design: the base config with the design's values put in."""
+    total = sram_total_kib(base)
+    w, a = hardware_bits(design, workload)
+    return dataclasses.replace(
+        base,
+        rows=design.rows,
+        cols=design.cols,
+        dataflow=design.dataflow,
+        ifmap_sram_kib=design.sram_kib * (base.ifmap_sram_kib / total),
+        filter_sram_kib=design.sram_kib * (base.filter_sram_kib / total),
+        ofmap_sram_kib=design.sram_kib * (base.ofmap_sram_kib / total),
+        clock_mhz=design.clock_mhz,
+        dram_bw_gbps=design.dram_bw_gbps,
+        w_bits=w,
+        a_bits=a,
+    )
+
+
+def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT):
+    """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population)."""
+    config = to_config(base, design, workload)
+    return cost.evaluate(
+        config, workload, design.mapping, ar=ar, layer_bits=(design.w_bits, design.a_bits)
+    )
+
+
+def metrics(report) -> dict:
+    """Whole-workload figures of a report: ``latency_s``, ``energy_j``, ``power_w``,
+    ``area_mm2``, ``edp_js`` and ``fits`` (every layer's tiles fit its buffers)."""
+    return {
+        "latency_s": report.total_latency_s,
+        "energy_j": report.total_energy_j,
+        "power_w": report.power_w,
+        "area_mm2": report.area_mm2,
+        "edp_js": report.edp_js,
+        "fits": jnp.all(report.fits, axis=-1),
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("ar",))
+def evaluate_population(base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT):
+    """Metrics of a population of designs (leading axis ``B`` on every field), jitted."""
+    reports = jax.vmap(lambda d: evaluate(base, workload, d, ar))(designs)
+    return metrics(reports)
+
+
+def stack(designs: list[Design]) -> Design:
+    """One population from a list of designs."""
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *designs)
+
+
+def take(designs: Design, i: int) -> Design:
+    """Design ``i`` of a population, as NumPy arrays."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], designs)
+
+
+def describe(space: Space, design: Design, workload: Workload) -> dict:
+    """A JSON-ready description: hardware values, per-layer bit widths and mapping."""
+    d = jax.tree_util.tree_map(np.asarray, design)
+    w, a = (float(x) for x in hardware_bits(d, workload))
+    hardware = {
+        "base": space.base,
+        "rows": int(d.rows),
+        "cols": int(d.cols),
+        "dataflow": DATAFLOWS[int(d.dataflow)],
+        "sram_kib": float(d.sram_kib),
+        "clock_mhz": float(d.clock_mhz),
+        "dram_bw_gbps": float(d.dram_bw_gbps),
+        "w_bits": int(w),
+        "a_bits": int(a),
+    }
+    per_layer = [
+        {
+            "name": name,
+            "w_bits": int(d.w_bits[i]),
+            "a_bits": int(d.a_bits[i]),
+            "tile_m": int(d.mapping.tile_m[i]),
+            "tile_k": int(d.mapping.tile_k[i]),
+            "tile_n": int(d.mapping.tile_n[i]),
+            "loop_order": LOOP_ORDERS[int(d.mapping.loop_order[i])],
+        }
+        for i, name in enumerate(workload.names)
+    ]
+    return {"hardware": hardware, "layers": per_layer}

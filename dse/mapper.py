@@ -1,0 +1,151 @@
+"""Exact per-layer mapping selection: tiles and loop order for a fixed design.
+
+For fixed hardware and bit widths a layer's mapping changes only its own latency ``L_l`` and
+energy ``E_l`` (DRAM traffic, prologue/epilogue and leakage; compute cycles do not depend on
+it), so the whole-workload loss ``f(sum E_l, sum L_l)`` is minimized, to first order, by
+giving each layer the candidate that minimizes
+
+    score_l = w_E * E_l + w_L * L_l,   (w_E, w_L) = grad f at the design's totals
+
+among the candidates whose tiles fit the buffers (:func:`loss_weights`). Candidates are the
+full grid (power-of-two tiles from the smallest legal tile to the full dimension, in every
+loop order: :func:`full_candidates`) or a neighbourhood of a given mapping
+(:func:`local_candidates`). Scores come from the exact model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hw import cost
+from hw.types import Mapping, NPUConfig, Workload
+
+from . import design as dz
+from . import objective as obj
+
+_MAX_EXP = 15  # tiles 2**0 .. 2**14, and the full dimension
+_STEPS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.int64)
+
+
+def _clip_tiles(config: NPUConfig, workload: Workload, tm, tk, tn):
+    lo_m, lo_k, lo_n = cost.min_tiles(config, workload)
+    return (
+        jnp.clip(tm, lo_m, jnp.maximum(workload.gemm_m, 1)),
+        jnp.clip(tk, lo_k, jnp.maximum(workload.gemm_k, 1)),
+        jnp.clip(tn, lo_n, jnp.maximum(workload.gemm_n, 1)),
+    )
+
+
+def min_mapping(config: NPUConfig, workload: Workload) -> Mapping:
+    """The smallest legal tiles, loop order ``out``: the fallback when nothing fits."""
+    tm, tk, tn = cost.min_tiles(config, workload)
+    return Mapping(tm, tk, tn, jnp.zeros_like(tm))
+
+
+def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
+    """Every power-of-two tiling (and the full dimension) in every loop order,
+    shape=(C, L) with ``C = 16**3 * 3``; the last candidate is :func:`min_mapping`."""
+    pows = 2 ** jnp.arange(_MAX_EXP, dtype=jnp.int64)
+    full = jnp.full((1,), -1, dtype=jnp.int64)
+    opts = jnp.concatenate([pows, full])  # -1 stands for the full dimension
+    grid = jnp.stack(jnp.meshgrid(opts, opts, opts, jnp.arange(3), indexing="ij"), -1)
+    grid = grid.reshape(-1, 4)
+
+    def dim(col, d):
+        return jnp.where(grid[:, col, None] < 0, d[None, :], grid[:, col, None])
+
+    tm, tk, tn = _clip_tiles(
+        config, workload, dim(0, workload.gemm_m), dim(1, workload.gemm_k), dim(2, workload.gemm_n)
+    )
+    order = jnp.broadcast_to(grid[:, 3, None], tm.shape)
+    cands = Mapping(tm, tk, tn, order)
+    return _append(cands, min_mapping(config, workload))
+
+
+def local_candidates(config: NPUConfig, workload: Workload, mapping: Mapping) -> Mapping:
+    """Tiles within a factor of two of ``mapping``'s (rounded to powers of two, clipped to the
+    legal range), in every loop order, plus the full dimensions: shape=(C, L), C = 27*3 + 4."""
+    exps = [jnp.round(jnp.log2(jnp.maximum(t, 1.0))) for t in mapping_tiles(mapping)]
+    step = jnp.asarray(_STEPS)[:, :, None]  # (27, 3, 1)
+    tiles = [2.0 ** (e[None, :] + step[:, i]) for i, e in enumerate(exps)]  # (27, L) each
+    tiles = [jnp.repeat(t, 3, axis=0) for t in tiles]  # (81, L)
+    order = jnp.tile(jnp.arange(3), 27)[:, None] * jnp.ones_like(tiles[0], dtype=jnp.int64)
+    tm, tk, tn = _clip_tiles(config, workload, *(t.astype(jnp.int64) for t in tiles))
+    cands = Mapping(tm, tk, tn, order)
+    full = [workload.gemm_m, workload.gemm_k, workload.gemm_n]
+    for o in range(3):
+        tm, tk, tn = _clip_tiles(config, workload, *full)
+        cands = _append(cands, Mapping(tm, tk, tn, jnp.full_like(tm, o)))
+    return _append(cands, min_mapping(config, workload))
+
+
+def mapping_tiles(mapping: Mapping):
+    return mapping.tile_m, mapping.tile_k, mapping.tile_n
+
+
+def _append(cands: Mapping, one: Mapping) -> Mapping:
+    return jax.tree_util.tree_map(
+        lambda c, x: jnp.concatenate([c, jnp.broadcast_to(x, c.shape[1:])[None]]), cands, one
+    )
+
+
+def select(
+    base: NPUConfig, workload: Workload, design: dz.Design, cands: Mapping, weights
+) -> Mapping:
+    """Per layer, the fitting candidate with the lowest ``w_E * E_l + w_L * L_l`` (exact);
+    where none fits, the last candidate (the smallest tiles). ``cands``: shape=(C, L)."""
+    w_e, w_l = weights
+
+    def one(mp):
+        rep = dz.evaluate(base, workload, dataclasses.replace(design, mapping=mp))
+        return rep.energy_pj * 1e-12, rep.latency_s, rep.fits
+
+    energy, latency, fits = jax.vmap(one)(cands)  # (C, L)
+    score = jnp.where(fits, w_e * energy + w_l * latency, jnp.inf)
+    best = jnp.where(jnp.any(fits, axis=0), jnp.argmin(score, axis=0), score.shape[0] - 1)
+    return jax.tree_util.tree_map(lambda c: jnp.take_along_axis(c, best[None, :], axis=0)[0], cands)
+
+
+def loss_weights(m: dict, objective: str, budgets: obj.Budgets, mu: float = 100.0):
+    """``(w_E, w_L)``: the gradient of ``log objective + mu * penalty`` in the totals
+    ``(E, L)`` (power as ``E / L``), kept non-negative, at the metrics ``m`` of one design."""
+
+    def loss(e, lat):
+        mm = dict(m, energy_j=e, latency_s=lat, power_w=e / lat, edp_js=e * lat)
+        return jnp.log(obj.objective(mm, objective)) + mu * obj.penalty(mm, budgets)
+
+    g_e, g_l = jax.grad(loss, argnums=(0, 1))(m["energy_j"], m["latency_s"])
+    # A floor keeps both terms in play (ties break toward the cheaper mapping).
+    g_e = jnp.maximum(g_e, 1e-3 / m["energy_j"])
+    g_l = jnp.maximum(g_l, 1e-3 / m["latency_s"])
+    return g_e, g_l
+
+
+def map_design(
+    base: NPUConfig,
+    workload: Workload,
+    design: dz.Design,
+    objective: str,
+    budgets: obj.Budgets,
+    local: bool = False,
+) -> dz.Design:
+    """Remap one design for the loss: a latency-first pass, then one at the loss weights.
+
+    With ``local`` the candidates are the neighbourhood of the design's own mapping
+    (fast, for a search that already has good tiles); else the full grid.
+    """
+    config = dz.to_config(base, design, workload)
+    if local:
+        cands = local_candidates(config, workload, design.mapping)
+    else:
+        cands = full_candidates(config, workload)
+    first = select(base, workload, design, cands, (1e-6, 1.0))
+    design = dataclasses.replace(design, mapping=first)
+    m = dz.metrics(dz.evaluate(base, workload, design))
+    weights = loss_weights(m, objective, budgets)
+    return dataclasses.replace(design, mapping=select(base, workload, design, cands, weights))

@@ -1,0 +1,102 @@
+"""Objectives and budgets over whole-workload metrics (``dse.design.metrics``).
+
+The objective is EDP, energy or latency of the whole workload. Budgets bound total latency,
+average power, area and (when an accuracy model is given) accuracy. For the exact model a
+design is feasible when every budget holds and every layer's tiles fit; for gradients the
+budgets become squared hinges on the log of the ratio to the limit (DOSA, MICRO 2023):
+
+    penalty = sum_b max(0, log(value_b / limit_b))**2      (accuracy: log(limit / value))
+
+so a 10 % overshoot costs about ``0.009`` whatever the budget's units.
+
+>>> b = Budgets(max_latency_s=1e-3, max_power_w=2.0)
+>>> m = {"latency_s": 2e-3, "power_w": 1.0, "area_mm2": 5.0, "fits": True}
+>>> {k: round(float(v), 3) for k, v in misses(m, b).items()}
+{'latency_s': 1.0, 'power_w': -0.5}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+
+OBJECTIVES = {"edp": "edp_js", "energy": "energy_j", "latency": "latency_s"}
+"""Objective names and the metric each minimizes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Budgets:
+    """Upper bounds on latency (s), power (W), area (mm^2); a lower bound on accuracy (0-1).
+
+    ``None`` leaves a quantity free. :meth:`check` rejects non-positive or out-of-range limits.
+    """
+
+    max_latency_s: float | None = None
+    max_power_w: float | None = None
+    max_area_mm2: float | None = None
+    min_accuracy: float | None = None
+
+    def check(self) -> Budgets:
+        for field in ("max_latency_s", "max_power_w", "max_area_mm2"):
+            v = getattr(self, field)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"budget {field} must be a positive number, got {v}")
+        acc = self.min_accuracy
+        if acc is not None and not (math.isfinite(acc) and 0 < acc <= 1):
+            raise ValueError(f"budget min_accuracy must be in (0, 1], got {acc}")
+        return self
+
+    def limits(self) -> dict[str, tuple[float, int]]:
+        """``metric -> (limit, sense)``: sense +1 for an upper bound, -1 for a lower one."""
+        out = {}
+        for metric, field, sense in (
+            ("latency_s", "max_latency_s", 1),
+            ("power_w", "max_power_w", 1),
+            ("area_mm2", "max_area_mm2", 1),
+            ("accuracy", "min_accuracy", -1),
+        ):
+            v = getattr(self, field)
+            if v is not None:
+                out[metric] = (float(v), sense)
+        return out
+
+
+def objective(m: dict, name: str):
+    """The metric an objective minimizes."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {name!r}")
+    return m[OBJECTIVES[name]]
+
+
+def misses(m: dict, budgets: Budgets) -> dict:
+    """Per budget, the relative miss: ``value / limit - 1`` (upper bounds) or
+    ``1 - value / limit`` (lower bounds); positive means the budget is broken."""
+    return {
+        k: (m[k] / lim - 1.0) if sense > 0 else (1.0 - m[k] / lim)
+        for k, (lim, sense) in budgets.limits().items()
+    }
+
+
+def feasible(m: dict, budgets: Budgets):
+    """True where every budget holds and every tile fits (exact metrics)."""
+    ok = jnp.asarray(m["fits"])
+    for miss in misses(m, budgets).values():
+        ok = ok & (miss <= 0)
+    return ok
+
+
+def penalty(m: dict, budgets: Budgets):
+    """Sum of squared hinges of ``log(value / limit)`` (see the module docstring)."""
+    total = 0.0
+    for k, (lim, sense) in budgets.limits().items():
+        excess = sense * (jnp.log(jnp.maximum(m[k], 1e-30)) - math.log(lim))
+        total = total + jnp.maximum(excess, 0.0) ** 2
+    return total
+
+
+def worst_miss(m: dict, budgets: Budgets) -> tuple[str, float] | None:
+    """The most broken budget of one design (NumPy metrics) and its relative miss, or None."""
+    found = [(k, float(v)) for k, v in misses(m, budgets).items() if float(v) > 0]
+    return max(found, key=lambda kv: kv[1]) if found else None

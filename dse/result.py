@@ -1,0 +1,135 @@
+"""What every search method returns, and the log of exactly evaluated designs it keeps.
+
+A :class:`Recorder` receives each batch of exactly evaluated designs (``add``), keeps the best
+feasible one under the objective and, while none is feasible, the one closest to feasibility
+(smallest worst budget miss), and logs one row per design for the CSV of every evaluated
+design. Ties go to the earlier design, so a search is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+
+from hw.types import Workload
+
+from . import design as dz
+from . import objective as obj
+from .space import Space
+
+METRICS = ("latency_s", "energy_j", "power_w", "area_mm2", "edp_js")
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """The outcome of one search.
+
+    ``best`` is the best feasible design (or None), ``best_metrics`` its exact metrics;
+    ``closest`` and ``closest_miss`` describe the design nearest to feasibility when none was
+    feasible (``closest_miss`` is ``(budget, relative miss)``). ``rows`` has one dict per
+    exactly evaluated design (hardware, metrics, feasibility, evaluation index, time).
+    """
+
+    method: str
+    seed: int
+    objective: str
+    best: dz.Design | None
+    best_metrics: dict | None
+    evaluations: int
+    wall_s: float
+    rows: list[dict]
+    closest: dz.Design | None = None
+    closest_metrics: dict | None = None
+    closest_miss: tuple[str, float] | None = None
+    trace: list[tuple[float, int, float]] = dataclasses.field(default_factory=list)
+    """``(wall_s, evaluations, best objective so far)`` after each batch (best-so-far curves)."""
+
+
+class Recorder:
+    """Accumulates exact evaluations; see the module docstring."""
+
+    def __init__(self, space: Space, workload: Workload, objective: str, budgets: obj.Budgets):
+        self.space, self.workload = space, workload
+        self.objective, self.budgets = objective, budgets
+        self.rows: list[dict] = []
+        self.evaluations = 0
+        self.best = self.best_metrics = None
+        self.best_value = np.inf
+        self.closest = self.closest_metrics = self.closest_miss = None
+        self._closest_key = np.inf
+        self.trace: list[tuple[float, int, float]] = []
+        self.start = time.perf_counter()
+
+    def add(self, designs: dz.Design, metrics: dict, extra: dict | None = None) -> None:
+        """Log a population of exactly evaluated designs (leading axis B) and their metrics
+        (``extra``: more per-design columns, e.g. ``accuracy``)."""
+        m = {k: np.asarray(v) for k, v in metrics.items()}
+        if extra:
+            m.update({k: np.asarray(v) for k, v in extra.items()})
+        n = int(np.shape(m["latency_s"])[0])
+        ok = np.asarray(obj.feasible(m, self.budgets))
+        value = np.asarray(obj.objective(m, self.objective))
+        miss = obj.misses(m, self.budgets)
+        worst = np.max(np.stack([np.asarray(v) for v in miss.values()]), axis=0) if miss else 0
+        worst = np.where(m["fits"], worst, np.inf) * np.ones(n)
+        host = jax.tree_util.tree_map(np.asarray, designs)
+        for i in range(n):
+            row = {
+                "evaluation": self.evaluations + i,
+                "wall_s": round(time.perf_counter() - self.start, 4),
+                "rows": int(host.rows[i]),
+                "cols": int(host.cols[i]),
+                "dataflow": int(host.dataflow[i]),
+                "sram_kib": float(host.sram_kib[i]),
+                "clock_mhz": float(host.clock_mhz[i]),
+                "dram_bw_gbps": float(host.dram_bw_gbps[i]),
+                "w_bits": float(np.max(host.w_bits[i])),
+                "a_bits": float(np.max(host.a_bits[i])),
+                "mean_w_bits": float(np.mean(host.w_bits[i])),
+                "mean_a_bits": float(np.mean(host.a_bits[i])),
+                **{k: float(m[k][i]) for k in (*METRICS, *(extra or {}))},
+                "fits": bool(m["fits"][i]),
+                "feasible": bool(ok[i]),
+            }
+            self.rows.append(row)
+        feas = np.flatnonzero(ok)
+        if feas.size:
+            i = int(feas[np.argmin(value[feas])])
+            if value[i] < self.best_value:
+                self.best_value = float(value[i])
+                self.best = dz.take(designs, i)
+                self.best_metrics = {k: float(v[i]) for k, v in m.items()}
+        if self.best is None and n:
+            i = int(np.argmin(worst))
+            if worst[i] < self._closest_key:
+                self._closest_key = float(worst[i])
+                self.closest = dz.take(designs, i)
+                self.closest_metrics = {k: float(v[i]) for k, v in m.items()}
+                self.closest_miss = obj.worst_miss(self.closest_metrics, self.budgets) or (
+                    "fits",
+                    float("inf"),
+                )
+        self.evaluations += n
+        self.trace.append((self.elapsed(), self.evaluations, self.best_value))
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def result(self, method: str, seed: int) -> SearchResult:
+        return SearchResult(
+            method=method,
+            seed=seed,
+            objective=self.objective,
+            best=self.best,
+            best_metrics=self.best_metrics,
+            evaluations=self.evaluations,
+            wall_s=self.elapsed(),
+            rows=self.rows,
+            closest=None if self.best is not None else self.closest,
+            closest_metrics=None if self.best is not None else self.closest_metrics,
+            closest_miss=None if self.best is not None else self.closest_miss,
+            trace=self.trace,
+        )
