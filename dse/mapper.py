@@ -29,7 +29,7 @@ from . import design as dz
 from . import objective as obj
 
 _MAX_EXP = 15  # tiles 2**0 .. 2**14, and the full dimension
-_STEPS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.int64)
+_STEPS = np.array(list(itertools.product((-2, -1, 0, 1, 2), repeat=3)), dtype=np.int64)
 
 
 def _clip_tiles(config: NPUConfig, workload: Workload, tm, tk, tn):
@@ -68,13 +68,13 @@ def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
 
 
 def local_candidates(config: NPUConfig, workload: Workload, mapping: Mapping) -> Mapping:
-    """Tiles within a factor of two of ``mapping``'s (rounded to powers of two, clipped to the
-    legal range), in every loop order, plus the full dimensions: shape=(C, L), C = 27*3 + 4."""
+    """Tiles within a factor of four of ``mapping``'s (rounded to powers of two, clipped to the
+    legal range), in every loop order, plus the full dimensions: shape=(C, L), C = 125*3 + 4."""
     exps = [jnp.round(jnp.log2(jnp.maximum(t, 1.0))) for t in mapping_tiles(mapping)]
-    step = jnp.asarray(_STEPS)[:, :, None]  # (27, 3, 1)
-    tiles = [2.0 ** (e[None, :] + step[:, i]) for i, e in enumerate(exps)]  # (27, L) each
-    tiles = [jnp.repeat(t, 3, axis=0) for t in tiles]  # (81, L)
-    order = jnp.tile(jnp.arange(3), 27)[:, None] * jnp.ones_like(tiles[0], dtype=jnp.int64)
+    step = jnp.asarray(_STEPS)[:, :, None]  # (S, 3, 1)
+    tiles = [2.0 ** (e[None, :] + step[:, i]) for i, e in enumerate(exps)]  # (S, L) each
+    tiles = [jnp.repeat(t, 3, axis=0) for t in tiles]  # (3 * S, L)
+    order = jnp.tile(jnp.arange(3), len(_STEPS))[:, None] * jnp.ones_like(tiles[0], dtype=jnp.int64)
     tm, tk, tn = _clip_tiles(config, workload, *(t.astype(jnp.int64) for t in tiles))
     cands = Mapping(tm, tk, tn, order)
     full = [workload.gemm_m, workload.gemm_k, workload.gemm_n]

@@ -118,6 +118,15 @@ class Recorder:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    def snapshot(self) -> Recorder:
+        """Self, ready to pickle (the elapsed time is kept for :meth:`resume`)."""
+        self.saved_elapsed = self.elapsed()
+        return self
+
+    def resume(self) -> None:
+        """Continue the clock of an unpickled recorder from its snapshot."""
+        self.start = time.perf_counter() - getattr(self, "saved_elapsed", 0.0)
+
     def result(self, method: str, seed: int) -> SearchResult:
         return SearchResult(
             method=method,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
+from collections import abc
 
 import jax
 import jax.numpy as jnp
@@ -38,13 +39,54 @@ from hw.types import CostReport, NPUConfig
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class QuantizedModel:
-    """A float model plus the integer parameters of every node (``steps[name]``)."""
+    """A float model plus the integer parameters of every node (``steps[name]``).
+
+    ``w_bits`` and ``a_bits`` are the widths the multipliers need: the model's widths, or for
+    per-layer widths the widest weight width of a GEMM layer and the widest activation width
+    (as ``dse.design.hardware_bits``). ``layer_w_bits`` and ``layer_a_bits`` (shape=(L,),
+    aligned with :func:`hw.graph.workload`'s layers) are the per-layer widths the cost report
+    uses; ``None`` for a model quantized at one width.
+    """
 
     model: tuple
     in_qp: QParams
     steps: dict
     w_bits: int
     a_bits: int
+    layer_w_bits: tuple | None = None
+    layer_a_bits: tuple | None = None
+
+
+Bits = int | abc.Mapping[str, int]
+"""A bit width for every layer, or one per workload layer name (see :func:`quantize_model`)."""
+
+
+class _Widths:
+    """Looks up a layer's width in an int or a per-layer mapping (``ValueError`` if missing)."""
+
+    def __init__(self, field: str, bits: Bits, names: tuple[str, ...]):
+        self.field, self.bits = field, bits
+        values = dict(bits).items() if isinstance(bits, abc.Mapping) else [(None, bits)]
+        for key, b in values:
+            where = field if key is None else f"{field}[{key!r}]"
+            if isinstance(b, bool) or not isinstance(b, int | np.integer) or not 2 <= b <= 16:
+                raise ValueError(f"{where} must be an integer in 2..16, got {b!r}")
+            if key is not None and key not in names:
+                raise ValueError(f"{where}: no layer {key!r} in the model; layers: {names}")
+
+    def __call__(self, layer: str) -> int:
+        if not isinstance(self.bits, abc.Mapping):
+            return int(self.bits)
+        try:
+            return int(self.bits[layer])
+        except KeyError:
+            raise ValueError(f"{self.field} has no width for layer {layer!r}") from None
+
+    def get(self, layer: str, default: int) -> int:
+        """The width given for ``layer``, else ``default`` (for layers whose width is unused)."""
+        if not isinstance(self.bits, abc.Mapping):
+            return int(self.bits)
+        return int(self.bits[layer]) if layer in self.bits else int(default)
 
 
 def _act_qp(x, bits: int, method: str) -> QParams:
@@ -78,34 +120,114 @@ def _attention_internals(n: Attention, x):
     return q, k, v, ctx
 
 
+def _node_widths(node, w: _Widths, a: _Widths, in_bits: int):
+    """Widths of one node: ``(weights, activations, layers)``: its weights' widths (by
+    projection for attention), its quantized tensors' widths keyed as ``act_qparams`` (plus
+    ``NAME.probs``), and ``(layer, w or None, a)`` for each of its workload layers (``None``:
+    no weights; layers whose width is unused record the width given, else the data's)."""
+    n = node.name
+    if isinstance(node, Conv | Dense):
+        out, layers = a(n), [(n, w(n), a(n))]
+        acts = {n: out}
+        if node.act == "gelu":
+            acts = {f"{n}.pre": out, n: a(f"{n}_gelu")}
+            layers.append((f"{n}_gelu", None, acts[n]))
+        elif node.act == "relu":  # a clip of the GEMM's output codes
+            layers.append((f"{n}_relu", None, a.get(f"{n}_relu", out)))
+        return {n: w(n)}, acts, layers
+    if isinstance(node, Attention):
+        weights = {p: w(f"{n}_{p}") for p in "qkvo"}
+        acts = {f"{n}.{p}": a(f"{n}_{p}") for p in "qkv"}
+        acts |= {f"{n}.probs": a(f"{n}_softmax"), f"{n}.ctx": a(f"{n}_av"), n: a(f"{n}_o")}
+        qk = (f"{n}_qk", None, a.get(f"{n}_qk", max(acts[f"{n}.q"], acts[f"{n}.k"])))
+        layers = [(f"{n}_{p}", weights[p], acts[f"{n}.{p}"]) for p in "qkv"]
+        layers += [qk, (f"{n}_softmax", None, acts[f"{n}.probs"])]
+        layers += [(f"{n}_av", None, acts[f"{n}.ctx"]), (f"{n}_o", weights["o"], acts[n])]
+        return {n: weights}, acts, layers
+    if _on_codes(node):
+        return {}, {}, [(n, None, a.get(n, in_bits))]
+    return {}, {n: a(n)}, [(n, None, a(n))]
+
+
+def _plan_widths(model, names: tuple[str, ...], w_bits: Bits, a_bits: Bits):
+    """``(weights, acts, layer_w, layer_a)`` of the whole model (see :func:`_node_widths`);
+    layers without weights record the widest weight width of a GEMM layer."""
+    w, a = _Widths("w_bits", w_bits, names), _Widths("a_bits", a_bits, (*names, "input"))
+    per_layer = isinstance(a_bits, abc.Mapping) and "input" not in a_bits
+    weights, acts, layers = {}, {"input": a(names[0] if per_layer else "input")}, []
+    data_bits = acts["input"]  # the width of the tensor flowing into the next node
+    for node in model:
+        nw, na, nl = _node_widths(node, w, a, data_bits)
+        weights, acts, layers = weights | nw, acts | na, layers + nl
+        data_bits = na.get(node.name, data_bits)
+    if tuple(name for name, _, _ in layers) != tuple(names):
+        raise ValueError(f"the model's layers {names} are not those its widths were planned for")
+    gemm = [b for _, b, _ in layers if b is not None]
+    widest = max(gemm, default=w.get(names[0], 8))
+    layer_w = tuple(w.get(name, widest) if b is None else b for name, b, _ in layers)
+    return weights, acts, layer_w, tuple(b for _, _, b in layers)
+
+
+def activation_widths(model, input_shape, a_bits: Bits) -> dict[str, int]:
+    """The width of every tensor :func:`quantize_model` quantizes for ``a_bits``, keyed as
+    its ``act_qparams`` (plus ``NAME.probs``, attention's probabilities).
+
+    >>> model = (graph.Dense("fc", w=np.eye(4, 3), b=np.zeros(3), act="relu"),)
+    >>> activation_widths(model, (2, 4), {"fc": 4, "fc_relu": 8})
+    {'input': 4, 'fc': 4}
+    """
+    names = graph.workload(model, tuple(input_shape)).names
+    return _plan_widths(model, names, 8, a_bits)[1]
+
+
 def quantize_model(
     model,
     calib_x,
     *,
-    w_bits: int,
-    a_bits: int,
+    w_bits: Bits,
+    a_bits: Bits,
     method: str = "minmax",
     act_qparams: dict | None = None,
 ):
     """Post-training quantization of ``model`` calibrated on the batch ``calib_x``.
 
+    ``w_bits`` and ``a_bits`` are one width for the whole model or a mapping from the layer
+    names of :func:`hw.graph.workload` (the cost model's layers) to widths, e.g.
+    ``dict(zip(workload.names, bits))``. Per layer, the widths that matter are:
+
+    * a conv or dense layer ``NAME``: its weights at ``w_bits[NAME]``, its output at
+      ``a_bits[NAME]`` (a fused ReLU clips those codes; a fused GELU's output is
+      ``a_bits[NAME_gelu]``);
+    * attention ``NAME``: the projections ``NAME_q``, ``NAME_k``, ``NAME_v``, ``NAME_o`` like
+      dense layers (``NAME_o``'s output is the node's), the probabilities at
+      ``a_bits[NAME_softmax]``, the context at ``a_bits[NAME_av]``;
+    * a layernorm, GELU, add, average pool or mean: its output at ``a_bits[NAME]``;
+    * the model's input: ``a_bits["input"]``, else the first layer's width.
+
+    Other widths (ReLU and max pooling act on codes; ``NAME_qk``'s output is not quantized;
+    weights of vector layers) only enter the cost report, so a mapping may leave them out; a
+    missing width that matters raises ``ValueError`` unless the mapping has a default (a
+    ``collections.defaultdict``). Equal widths everywhere give the same model, bit for bit, as
+    the plain int.
+
     ``act_qparams`` replaces calibration where a trained model knows its activation ranges
     (quantization-aware training): keys ``"input"``, a node's name (its output), ``NAME.pre``
     (the input of a GELU fused into a GEMM node) and ``NAME.q``, ``.k``, ``.v``, ``.ctx``
-    (attention's projections and context); values are ``a_bits``-wide ``QParams``.
+    (attention's projections and context); values are ``QParams`` of the tensor's width (see
+    :func:`activation_widths`).
     """
-    for field, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
-        if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 2 <= bits <= 16:
-            raise ValueError(f"{field} must be an integer in 2..16, got {bits!r}")
+    x = jnp.asarray(calib_x, jnp.float32)
+    names = graph.workload(model, x.shape).names
+    w_of, a_of, layer_w, layer_a = _plan_widths(model, names, w_bits, a_bits)
     given = dict(act_qparams or {})
     for key, qp in given.items():
-        if qp.bits != a_bits:
-            raise ValueError(f"act_qparams[{key!r}] has {qp.bits} bits, the model {a_bits}")
+        want = a_of.get(key, qp.bits if isinstance(a_bits, abc.Mapping) else a_bits)
+        if qp.bits != want:
+            raise ValueError(f"act_qparams[{key!r}] has {qp.bits} bits, the model {want}")
 
     def act(key: str, values):
-        return given[key] if key in given else _act_qp(values, a_bits, method)
+        return given[key] if key in given else _act_qp(values, a_of[key], method)
 
-    x = jnp.asarray(calib_x, jnp.float32)
     _, outs = graph.forward_float(model, x, return_all=True)
     in_qp = act("input", x)
     steps, prev_qp, prev_x = {}, in_qp, x
@@ -116,7 +238,8 @@ def quantize_model(
             w = np.reshape(node.w, (-1, np.shape(node.w)[-1]))
             pre = node.act == "gelu"
             pre_qp = act(f"{node.name}.pre", _pre_activation(node, prev_x)) if pre else out_qp
-            steps[node.name] = _gemm_step(w, node.b, prev_qp, pre_qp, w_bits) | {"final": out_qp}
+            step = _gemm_step(w, node.b, prev_qp, pre_qp, w_of[node.name])
+            steps[node.name] = step | {"final": out_qp}
         elif isinstance(node, Attention):
             internals = _attention_internals(node, prev_x)
             qps = [
@@ -124,21 +247,29 @@ def quantize_model(
                 for p, t in zip(("q", "k", "v", "ctx"), internals, strict=True)
             ]
             pairs = ((node.wq, node.bq), (node.wk, node.bk), (node.wv, node.bv))
+            bits = w_of[node.name]
             steps[node.name] = {
-                p: _gemm_step(w, b, prev_qp, qp, w_bits)
+                p: _gemm_step(w, b, prev_qp, qp, bits[p])
                 for p, (w, b), qp in zip("qkv", pairs, qps[:3], strict=True)
-            } | _attention_steps(node, qps, out_qp, w_bits, a_bits)
+            } | _attention_steps(node, qps, out_qp, bits["o"], a_of[f"{node.name}.probs"])
         else:
             steps[node.name] = {"out_qp": out_qp}
         prev_qp, prev_x = out_qp, outs[node.name]
-    return QuantizedModel(tuple(model), in_qp, steps, int(w_bits), int(a_bits))
+    if not isinstance(w_bits, abc.Mapping) and not isinstance(a_bits, abc.Mapping):
+        return QuantizedModel(tuple(model), in_qp, steps, int(w_bits), int(a_bits))
+    gemm = np.asarray(graph.workload(model, x.shape).gemm_count) > 0
+    widest_w = max(np.asarray(layer_w)[gemm], default=max(layer_w))
+    return QuantizedModel(tuple(model), in_qp, steps, int(widest_w), max(layer_a), layer_w, layer_a)
 
 
-def _attention_steps(node: Attention, qps, out_qp, w_bits: int, a_bits: int) -> dict:
+def _attention_steps(node: Attention, qps, out_qp, w_bits: int, probs_bits: int) -> dict:
     """Probabilities' params (unsigned, scale ``1 / (2^bits - 1)``), ``A V`` requantization
     into the context's params, and the output projection."""
     probs_qp = QParams(
-        scale=np.float64(1.0 / (2**a_bits - 1)), zero_point=np.int32(0), bits=a_bits, signed=False
+        scale=np.float64(1.0 / (2**probs_bits - 1)),
+        zero_point=np.int32(0),
+        bits=probs_bits,
+        signed=False,
     )
     s_v, s_ctx = float(qps[2].scale), float(qps[3].scale)
     av_mult, av_shift = quantize_multiplier(float(probs_qp.scale) * s_v / s_ctx)
@@ -164,16 +295,16 @@ class _Runner:
         self.precision = config.vector_precision
         self.host = set(config.unsupported_ops)
 
-    def gemm(self, a, w_q, name: str, w_bits: int | None = None):
+    def gemm(self, a, w_q, name: str, a_bits: int, w_bits: int):
         """Integer ``a @ w_q`` on the configured array (int64); ``a`` holds ``a_bits + 1``-bit
-        values (``q - z``), ``w_q`` ``w_bits``-bit ones (default: the model's weight width)."""
+        values (``q - z``), ``w_q`` ``w_bits``-bit ones."""
         c = self.config
         k = a.shape[-1]
-        w_bits = self.qm.w_bits if w_bits is None else w_bits
-        a, w_q = _narrow(a, self.qm.a_bits + 1), _narrow(w_q, w_bits)
+        a, w_q = _narrow(a, a_bits + 1), _narrow(w_q, w_bits)
         # Operand ranges are known from the bit widths: when no partial sum can reach the
         # accumulator's limit, saturate and wrap give the same bits and the fast path applies.
-        overflow = "wrap" if self.bound(k, w_bits) < 2 ** (int(c.acc_bits) - 1) else self.overflow
+        limit = 2 ** (int(c.acc_bits) - 1)
+        overflow = "wrap" if self.bound(k, a_bits, w_bits) < limit else self.overflow
         return run_gemm(
             a,
             w_q,
@@ -185,17 +316,19 @@ class _Runner:
             tile_k=self.tile_k.get(name),
         )
 
-    def order_free(self, k: int) -> bool:
-        """True when no sum of ``k`` products can clamp, wrap or lose a bit in float32: then
+    def order_free(self, k: int, a_bits: int, w_bits: int) -> bool:
+        """True when no sum of ``k`` products can clamp, wrap or lose a bit in float64: then
         the array's result is the exact integer product whatever the order of the additions
-        (there are no partial-sum spills in execution), and a float32 convolution of the
+        (there are no partial-sum spills in execution), and a float convolution of the
         integers computes the same bits as the fold-by-fold GEMM."""
-        return self.bound(k, self.qm.w_bits) < min(2**24, 2 ** (int(self.config.acc_bits) - 1))
+        limit = 2 ** (int(self.config.acc_bits) - 1)
+        return self.bound(k, a_bits, w_bits) < min(_EXACT_FLOAT64, limit)
 
-    def bound(self, k: int, w_bits: int) -> int:
+    @staticmethod
+    def bound(k: int, a_bits: int, w_bits: int) -> int:
         """Largest magnitude of a sum of ``k`` products of an activation less its zero point
         (``a_bits + 1`` bits) and a ``w_bits`` operand."""
-        return k * 2**self.qm.a_bits * 2 ** (w_bits - 1)
+        return k * 2**a_bits * 2 ** (w_bits - 1)
 
     def requant(self, acc, st: dict, relu: bool):
         qp = st["out_qp"]
@@ -222,8 +355,10 @@ class _Runner:
             y = graph.apply_float(node, quant.dequantize(q, in_qp), {})
             return quant.quantize(y, st["final"])
         x = q.astype(jnp.int32) - in_qp.zero_point
-        if isinstance(node, Conv) and self.order_free(int(np.prod(np.shape(node.w)[:3]))):
-            acc = _exact_conv(x, st["w_q"], node)
+        a_bits, w_bits = in_qp.bits, st["w_qp"].bits
+        k = int(np.prod(np.shape(node.w)[:3])) if isinstance(node, Conv) else 0
+        if isinstance(node, Conv) and self.order_free(k, a_bits, w_bits):
+            acc = _exact_conv(x, st["w_q"], node, self.bound(k, a_bits, w_bits))
         elif isinstance(node, Conv):
             r, s, cg, f = np.shape(node.w)
             fg = f // node.groups
@@ -232,25 +367,27 @@ class _Runner:
                 a, out_shape = im2col(
                     x[..., g * cg : (g + 1) * cg], r, s, node.stride, node.padding
                 )
-                cols.append(self.gemm(a, st["w_q"][:, g * fg : (g + 1) * fg], node.name))
+                w_g = st["w_q"][:, g * fg : (g + 1) * fg]
+                cols.append(self.gemm(a, w_g, node.name, a_bits, w_bits))
             acc = jnp.concatenate(cols, axis=-1).reshape(*out_shape, f)
         else:
             lead = x.shape[:-1]
-            acc = self.gemm(x.reshape(-1, x.shape[-1]), st["w_q"], node.name)
+            acc = self.gemm(x.reshape(-1, x.shape[-1]), st["w_q"], node.name, a_bits, w_bits)
             acc = acc.reshape(*lead, -1)
         y = self.requant(acc, st, relu=node.act == "relu")
         if node.act == "gelu":
             y = self.vector_op("gelu", _gelu, y, st["out_qp"], st["final"])
         return y
 
-    def bmm(self, a, b, name: str):
-        """Integer ``a @ b`` over leading batch axes (int64), one array GEMM per matrix."""
+    def bmm(self, a, b, name: str, a_bits: int, b_bits: int):
+        """Integer ``a @ b`` over leading batch axes (int64), one array GEMM per matrix; the
+        operands are activations less their zero points (``a_bits + 1``, ``b_bits + 1``
+        bits)."""
         if "matmul" in self.host:
             return jnp.einsum("...ik,...kj->...ij", a.astype(jnp.int64), b.astype(jnp.int64))
         lead = a.shape[:-2]
         a2, b2 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
-        bits = self.qm.a_bits + 1  # both operands are activations less their zero points
-        out = jax.vmap(lambda x, y: self.gemm(x, y, name, w_bits=bits))(a2, b2)
+        out = jax.vmap(lambda x, y: self.gemm(x, y, name, a_bits, b_bits + 1))(a2, b2)
         return out.reshape(*lead, a.shape[-2], b.shape[-1])
 
     def attention(self, n: Attention, q, in_qp, st):
@@ -260,7 +397,9 @@ class _Runner:
             proj[p] = self.gemm_node(d, q, in_qp, st[p] | {"final": st[p]["out_qp"]})
         qh, kh, vh = (graph.heads_split(proj[p], n.heads) for p in "qkv")
         z = {p: st[p]["out_qp"].zero_point for p in "qkv"}
-        scores = self.bmm(qh - z["q"], jnp.swapaxes(kh - z["k"], -1, -2), f"{n.name}_qk")
+        bits = {p: st[p]["out_qp"].bits for p in "qkv"}
+        k_t = jnp.swapaxes(kh - z["k"], -1, -2)
+        scores = self.bmm(qh - z["q"], k_t, f"{n.name}_qk", bits["q"], bits["k"])
         s_qk = float(st["q"]["out_qp"].scale) * float(st["k"]["out_qp"].scale)
         mask = graph.causal_mask(q.shape[1]) if n.causal else None
         precision = "fp32" if "softmax" in self.host else self.precision
@@ -269,13 +408,13 @@ class _Runner:
         )
         p_qp = st["probs_qp"]
         pq = quant.quantize(probs, p_qp)
-        ctx = self.bmm(pq, vh - z["v"], f"{n.name}_av")
+        ctx = self.bmm(pq, vh - z["v"], f"{n.name}_av", p_qp.bits, bits["v"])
         ctx_q = requantize(
             graph.heads_merge(ctx),
             multiplier=st["av_mult"],
             shift=st["av_shift"],
             zero_point=st["ctx_qp"].zero_point,
-            out_bits=self.qm.a_bits,
+            out_bits=st["ctx_qp"].bits,
         )
         o = Dense(f"{n.name}_o", n.wo, n.bo)
         return self.gemm_node(o, ctx_q, st["ctx_qp"], st["o"] | {"final": st["o"]["out_qp"]})
@@ -345,11 +484,13 @@ def _vector_fn(node):
     raise ValueError(f"unknown node type {type(node).__name__}")
 
 
-def _exact_conv(x, w_q, node: Conv):
-    """The integer convolution as one float32 XLA conv (exact: see ``_Runner.order_free``)."""
-    w = jnp.asarray(w_q, jnp.float32).reshape(np.shape(node.w))
+def _exact_conv(x, w_q, node: Conv, bound: int):
+    """The integer convolution as one XLA conv in float32 when every partial sum is below
+    ``2^24`` (``bound``), else in float64 (exact below ``2^53``; see ``_Runner.order_free``)."""
+    dtype = jnp.float32 if bound < _EXACT_FLOAT32 else jnp.float64
+    w = jnp.asarray(w_q, dtype).reshape(np.shape(node.w))
     y = jax.lax.conv_general_dilated(
-        x.astype(jnp.float32),
+        x.astype(dtype),
         w,
         window_strides=(node.stride, node.stride),
         padding=[(node.padding, node.padding)] * 2,
@@ -419,6 +560,9 @@ def run_model(
     forward, wl, mapping = compile_model(qm, x.shape, config, overflow)
     return forward(x), cost.evaluate(config, wl, mapping)
 
+
+_EXACT_FLOAT32 = 2**24  # integers below this magnitude, and their sums, are exact in float32
+_EXACT_FLOAT64 = 2**53
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
