@@ -64,7 +64,9 @@ def _pad(genes: np.ndarray, batch: int) -> np.ndarray:
 class _Run:
     """What the three searches share: the budgets, the mapper and the recorder."""
 
-    def __init__(self, space, workload, objective, budgets, evaluations, time_budget_s, batch):
+    def __init__(
+        self, space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy
+    ):
         if objective not in obj.OBJECTIVES:
             raise ValueError(
                 f"objective must be one of {', '.join(obj.OBJECTIVES)}, got {objective!r}"
@@ -84,6 +86,7 @@ class _Run:
         self.objective, self.budgets = objective, budgets
         self.limit, self.time_budget_s = evaluations, time_budget_s
         self.base = space.base_config()
+        self.accuracy = accuracy  # dse.accuracy.AccuracyModel or None
         self.recorder = Recorder(space, workload, objective, budgets)
 
     def remaining(self) -> int:
@@ -98,7 +101,11 @@ class _Run:
         """Map and exactly evaluate the first ``n`` designs of a full batch; record them."""
         mapped = _map_population(self.base, self.workload, designs, self.objective, self.budgets)
         mapped, metrics = _head(
-            (mapped, dz.evaluate_population(self.base, self.workload, mapped)), n
+            (
+                mapped,
+                dz.evaluate_population(self.base, self.workload, mapped, accuracy=self.accuracy),
+            ),
+            n,
         )
         self.recorder.add(mapped, metrics)
         return mapped, metrics
@@ -124,12 +131,13 @@ def random_search(
     seed: int = 0,
     batch: int = 64,
     progress: Progress | None = None,
+    accuracy=None,
 ) -> SearchResult:
     """Designs drawn uniformly from the space (``legal.sample``, batch ``i`` from
     ``fold_in(PRNGKey(seed), i)``), each mapped on the full grid and evaluated exactly."""
     if evaluations is None and time_budget_s is None:
         evaluations = DEFAULT_EVALUATIONS
-    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch)
+    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy)
     root = jax.random.PRNGKey(seed)
     step = 0
     while (left := run.remaining()) > 0:
@@ -198,6 +206,7 @@ def nsga2_search(
     batch: int = 64,
     pop_size: int = 64,
     progress: Progress | None = None,
+    accuracy=None,
 ) -> SearchResult:
     """NSGA-II (pymoo, seeded) over integer genes decoded by ``legal.from_indices``; each
     offspring is mapped on the full grid and evaluated exactly. It minimizes
@@ -210,7 +219,7 @@ def nsga2_search(
         evaluations = DEFAULT_EVALUATIONS
     if isinstance(pop_size, bool) or not isinstance(pop_size, int) or pop_size < 2:
         raise ValueError(f"pop_size must be an integer of at least 2, got {pop_size!r}")
-    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch)
+    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy)
     problem, algorithm, sizes = _nsga2(space, workload, budgets, pop_size, seed)
     while (left := run.remaining()) > 0:
         pop = algorithm.ask()
@@ -260,6 +269,7 @@ def exhaustive_search(
     seed: int = 0,
     batch: int = 64,
     progress: Progress | None = None,
+    accuracy=None,
     max_designs: int = MAX_EXHAUSTIVE_DESIGNS,
 ) -> SearchResult:
     """Every hardware point times every bit-width assignment (:func:`exhaustive_size`), in a
@@ -278,7 +288,7 @@ def exhaustive_search(
             f"space too large for exhaustive search: {hardware} hardware points x {widths} "
             f"bit-width assignments = {total} designs; at most {max_designs}"
         )
-    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch)
+    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy)
     sizes = exhaustive_gene_sizes(space, workload)
     done = 0
     while done < total and (left := run.remaining()) > 0:

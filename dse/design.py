@@ -128,10 +128,21 @@ def metrics(report) -> dict:
 
 
 @functools.partial(jax.jit, static_argnames=("ar",))
-def evaluate_population(base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT):
-    """Metrics of a population of designs (leading axis ``B`` on every field), jitted."""
+def evaluate_population(
+    base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT, accuracy=None
+):
+    """Metrics of a population of designs (leading axis ``B`` on every field), jitted.
+
+    With an accuracy model (``dse.accuracy.AccuracyModel``) the metrics include its
+    ``accuracy`` estimate for each design's bit widths.
+    """
     reports = jax.vmap(lambda d: evaluate(base, workload, d, ar))(designs)
-    return metrics(reports)
+    m = metrics(reports)
+    if accuracy is not None:
+        from . import accuracy as acc
+
+        m["accuracy"] = jax.vmap(lambda d: acc.predict(accuracy, d.w_bits, d.a_bits))(designs)
+    return m
 
 
 def stack(designs: list[Design]) -> Design:

@@ -198,7 +198,10 @@ def run(
     while chunk < settings.chunks and not _out_of_budget(rec, evaluations, time_budget_s):
         params, opt_state = fns["steps"](params, opt_state, dataflow, chunk)
         last = fns["legalize"](params, dataflow)
-        rec.add(last, dz.evaluate_population(problem.base, problem.workload, last))
+        rec.add(
+            last,
+            dz.evaluate_population(problem.base, problem.workload, last, accuracy=problem.accuracy),
+        )
         refine(problem, settings, fns, rec, last)
         chunk += 1
         if path is not None:
@@ -266,7 +269,10 @@ def _full_map_add(problem, settings, fns, rec, picks) -> None:
     batch = dz.stack(_pad(picks, settings.polish_top))
     mapped = fns["full_map"](batch)
     mapped = jax.tree_util.tree_map(lambda x: x[: len(picks)], mapped)
-    rec.add(mapped, dz.evaluate_population(problem.base, problem.workload, mapped))
+    rec.add(
+        mapped,
+        dz.evaluate_population(problem.base, problem.workload, mapped, accuracy=problem.accuracy),
+    )
 
 
 def _key(problem: Problem) -> str:

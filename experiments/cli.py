@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import cli_models, report, topology
+from experiments import cli_models, cli_search, report, topology
 from hw import cost, layers, memory, presets
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, Mapping, NPUConfig
@@ -295,6 +295,17 @@ COMMANDS: tuple[Command, ...] = (
         "--checkpoint runs/cnn --preset edge-tpu-like --w-bits 8 --a-bits 8",
         functools.partial(cli_models.add_evaluate_args, add_design_args=add_design_args),
         functools.partial(cli_models.run_evaluate, design_from_args=design_from_args),
+    ),
+    Command(
+        "search",
+        "search a design space for the best design under budgets",
+        "Search hardware, per-layer mappings and per-layer bit widths of a design space (--space "
+        "FILE, see the README) for a workload, minimizing EDP, energy or latency under latency, "
+        "power, area and accuracy budgets, by gradient (default), exhaustive, random or NSGA-II "
+        "search on the exact cost model. Example: npu-dse search --workload resnet18.csv "
+        "--space space.json --max-latency-s 0.005 --max-power-w 1 --json",
+        cli_search.add_search_args,
+        cli_search.run_search,
     ),
 )
 """The subcommands, in the order ``--help`` lists them."""

@@ -36,6 +36,9 @@ from hw.graph import Act, Add, Attention, Conv, Dense, LayerNorm, Mean, Pool
 from hw.quant import QParams
 from hw.types import CostReport, NPUConfig
 
+_EXACT_FLOAT32 = 2**24  # integers (and sums of them) below this magnitude are exact in float32
+_EXACT_FLOAT64 = 2**53
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class QuantizedModel:
@@ -519,7 +522,8 @@ def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="
 
     ``forward(x)`` is the jitted bit-accurate execution (float inputs, dequantized outputs),
     using the reduction split of the cost model's mapping; compiled once per setting and
-    cached on ``qm``. The config's ``w_bits`` and ``a_bits`` must be the model's.
+    cached on ``qm``. The config's ``w_bits`` and ``a_bits`` must be the model's (for
+    per-layer widths, the widest; the mapping then follows the per-layer widths).
     """
     for field, want in (("w_bits", qm.w_bits), ("a_bits", qm.a_bits)):
         got = float(getattr(config, field))
@@ -533,7 +537,11 @@ def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="
     if overflow not in ("wrap", "saturate"):
         raise ValueError(f"overflow must be 'wrap' or 'saturate', got {overflow!r}")
     wl = graph.workload(qm.model, tuple(input_shape))
-    mapping = cost.default_mapping(config, wl)
+    bits = layer_bits(qm)
+    per_layer = (
+        config if bits is None else dataclasses.replace(config, w_bits=bits[0], a_bits=bits[1])
+    )
+    mapping = cost.default_mapping(per_layer, wl)
     tk, k = np.asarray(mapping.tile_k), np.asarray(wl.gemm_k)
     tile_k = {n: int(t) for n, t, kk in zip(wl.names, tk, k, strict=True) if t < kk}
     return _forward(qm, config, tuple(sorted(tile_k.items())), overflow), wl, mapping
@@ -545,7 +553,8 @@ def run_model(
     """Execute ``qm`` on the batch ``x`` as ``config`` would; returns (float outputs, costs).
 
     Outputs are the dequantized values of the last node (logits); the cost report is the
-    exact model's for the whole batch (see :func:`compile_model`).
+    exact model's for the whole batch (see :func:`compile_model`), with the model's per-layer
+    widths where it has them.
 
     >>> import numpy as np
     >>> from hw import get_preset
@@ -558,11 +567,16 @@ def run_model(
     """
     x = jnp.asarray(x, jnp.float32)
     forward, wl, mapping = compile_model(qm, x.shape, config, overflow)
-    return forward(x), cost.evaluate(config, wl, mapping)
+    return forward(x), cost.evaluate(config, wl, mapping, layer_bits=layer_bits(qm))
 
 
-_EXACT_FLOAT32 = 2**24  # integers below this magnitude, and their sums, are exact in float32
-_EXACT_FLOAT64 = 2**53
+def layer_bits(qm: QuantizedModel):
+    """``(w_bits, a_bits)`` per workload layer (float arrays, shape=(L,)) of a model quantized
+    with per-layer widths, for ``hw.cost.evaluate``'s ``layer_bits``; ``None`` otherwise."""
+    if qm.layer_w_bits is None:
+        return None
+    return np.asarray(qm.layer_w_bits, np.float64), np.asarray(qm.layer_a_bits, np.float64)
+
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
