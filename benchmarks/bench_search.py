@@ -1,0 +1,167 @@
+"""Search quality and speed: the gradient method against exhaustive, random and NSGA-II search.
+
+Run: ``.venv/bin/python benchmarks/bench_search.py [--quick] [--seed 0]`` (about 6 minutes on a
+2-core CPU; ``--quick`` runs the small-space part only).
+
+Part 1, small spaces that exhaustive search enumerates (7x7 arrays of 4-256 PEs per side,
+three dataflows, nine buffer sizes from 32 KiB to 8 MiB, two clocks, W4/W8 x A4/A8: 10,584
+designs), on six CNN and transformer layers (or short layer chains) under a latency budget (the base preset's latency) and a power budget:
+the gradient method's best EDP against the exhaustive optimum, and both wall times.
+
+Part 2, spaces too large to enumerate (arrays 8-256 per side, buffers 64 KiB-8 MiB, clock
+200-1000 MHz, per-layer W4/W8 and A4/A8 widths: about 10**15 points with per-layer widths) on
+full ResNet-18 and one BERT-base encoder layer: the gradient method runs first, then random
+search and NSGA-II with the gradient run's wall time as their time budget. Reported: best EDP
+and the hypervolume of the feasible latency-energy front, normalized over the three methods
+(``dse.pareto.normalized_hypervolume``; higher is better).
+
+Every figure comes from the exact model; times include compilation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import jax
+
+from dse import baselines, gradient, pareto
+from dse import design as dz
+from dse import objective as obj
+from dse.relax import Problem
+from dse.space import Space
+from hw import layers
+from models import zoo
+
+SMALL = {
+    "base": "edge-tpu-like",
+    "rows": {"min": 4, "max": 256, "pow2": True},
+    "cols": {"min": 4, "max": 256, "pow2": True},
+    "dataflow": ["os", "ws", "is"],
+    "sram_kib": {"min": 32, "max": 8192, "pow2": True},
+    "clock_mhz": [400, 800],
+    "w_bits": [4, 8],
+    "a_bits": [4, 8],
+    "per_layer_bits": False,
+}
+LARGE = {
+    "base": "edge-tpu-like",
+    "rows": {"min": 8, "max": 256, "pow2": True},
+    "cols": {"min": 8, "max": 256, "pow2": True},
+    "dataflow": ["os", "ws", "is"],
+    "sram_kib": {"min": 64, "max": 8192, "pow2": True},
+    "clock_mhz": [200, 400, 600, 800, 1000],
+    "w_bits": [4, 8],
+    "a_bits": [4, 8],
+}
+
+
+def small_workloads() -> dict:
+    conv = layers.conv2d
+    return {
+        "resnet conv3x3 28x28x128": [
+            conv("c", ifmap_h=30, ifmap_w=30, channels=128, num_filters=128, filter_h=3, filter_w=3)
+        ],
+        "mobilenet dw+pw 56x56": [
+            conv(
+                "dw",
+                ifmap_h=58,
+                ifmap_w=58,
+                channels=144,
+                num_filters=144,
+                filter_h=3,
+                filter_w=3,
+                groups=144,
+            ),
+            conv(
+                "pw", ifmap_h=56, ifmap_w=56, channels=144, num_filters=24, filter_h=1, filter_w=1
+            ),
+        ],
+        "bert qkv projection": [layers.gemm("qkv", m=128, k=768, n=2304)],
+        "bert attention scores": [
+            layers.batched_matmul("qk", m=128, k=64, n=128, count=12),
+            layers.batched_matmul("av", m=128, k=128, n=64, count=12),
+        ],
+        "bert ffn": [
+            layers.gemm("ffn1", m=128, k=768, n=3072),
+            layers.gemm("ffn2", m=128, k=3072, n=768),
+        ],
+        "cnn stem 3 layers": [
+            conv("c1", ifmap_h=34, ifmap_w=34, channels=3, num_filters=32, filter_h=3, filter_w=3),
+            conv("c2", ifmap_h=34, ifmap_w=34, channels=32, num_filters=64, filter_h=3, filter_w=3),
+            layers.dense("fc", in_features=4096, out_features=10),
+        ],
+    }
+
+
+def budgets_for(space: Space, workload) -> obj.Budgets:
+    """Latency at most the base preset's; power at most 1.5x the base preset's."""
+    base = dz.base_design(space, workload)
+    m = dz.metrics(dz.evaluate(space.base_config(), workload, base))
+    return obj.Budgets(max_latency_s=float(m["latency_s"]), max_power_w=1.5 * float(m["power_w"]))
+
+
+def part1(seed: int) -> None:
+    space = Space.from_dict(SMALL)
+    print(f"## Part 1: gradient vs exhaustive ({space.num_hardware_points} designs per space)\n")
+    print("| workload | exhaustive EDP (J*s) | gradient EDP | gap | exhaustive s | gradient s |")
+    print("|---|---|---|---|---|---|")
+    for name, chain in small_workloads().items():
+        wl = layers.workload(chain)
+        b = budgets_for(space, wl)
+        ex = baselines.exhaustive_search(space, wl, "edp", b, seed=seed)
+        gr = gradient.run(Problem(space, wl, "edp", b), seed=seed)
+        e = ex.best_metrics["edp_js"] if ex.best else float("nan")
+        g = gr.best_metrics["edp_js"] if gr.best else float("nan")
+        print(
+            f"| {name} | {e:.4g} | {g:.4g} | {100 * (g / e - 1):+.2f} % | {ex.wall_s:.1f} "
+            f"| {gr.wall_s:.1f} |",
+            flush=True,
+        )
+
+
+def part2(seed: int) -> None:
+    space = Space.from_dict(LARGE)
+    nets = {
+        "resnet18": zoo.get_network("resnet18"),
+        "bert-base layer": zoo.get_network("bert_base_layer"),
+    }
+    print("\n## Part 2: equal wall time on spaces too large to enumerate\n")
+    print("| workload | method | evaluations | wall s | best EDP (J*s) | hypervolume |")
+    print("|---|---|---|---|---|---|")
+    for name, wl in nets.items():
+        b = budgets_for(space, wl)
+        results = {"gradient": gradient.run(Problem(space, wl, "edp", b), seed=seed)}
+        t = results["gradient"].wall_s
+        for method, fn in (("random", baselines.random_search), ("nsga2", baselines.nsga2_search)):
+            results[method] = fn(space, wl, "edp", b, time_budget_s=t, seed=seed)
+        hv = pareto.normalized_hypervolume(
+            {k: r.rows for k, r in results.items()}, ("latency_s", "energy_j")
+        )
+        for method, r in results.items():
+            best = r.best_metrics["edp_js"] if r.best else float("nan")
+            print(
+                f"| {name} | {method} | {r.evaluations} | {r.wall_s:.1f} | {best:.4g} "
+                f"| {hv[method]:.3f} |",
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="part 1 only")
+    parser.add_argument("--part", type=int, choices=(1, 2), help="run one part only")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(
+        f"# bench_search: {platform.processor() or platform.machine()}, jax {jax.__version__}, "
+        f"{len(jax.devices())} device(s), seed {args.seed}\n"
+    )
+    if args.part in (None, 1):
+        part1(args.seed)
+    if args.part in (None, 2) and not args.quick:
+        part2(args.seed)
+
+
+if __name__ == "__main__":
+    main()
