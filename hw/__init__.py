@@ -58,3 +58,8 @@ __all__ = [
     "run_model",
     "vector",
 ]
+
+from hw import gpu  # noqa: E402
+from hw.gpu import GPUConfig, GPUReport, evaluate_gpu, get_gpu_preset  # noqa: E402
+
+__all__ += ["GPUConfig", "GPUReport", "evaluate_gpu", "get_gpu_preset", "gpu"]
