@@ -177,7 +177,7 @@ def run_search(args: argparse.Namespace) -> int:
         from experiments import accuracy as acc_io
 
         best = result.best
-        checked = acc_io.measure(args.checkpoint, best.w_bits, best.a_bits)
+        checked = acc_io.measure(args.checkpoint, best.w_bits.astype(int), best.a_bits.astype(int))
     out = summary(problem, result, checked)
     if args.out:
         _write_run(Path(args.out), args, problem, result, out, time.perf_counter() - started)

@@ -1,7 +1,8 @@
 """Run a quantized model on a simulated NPU: integer GEMMs, vector unit, host fallback, cost.
 
-``quantize_model`` turns a float :mod:`hw.graph` model into integers at chosen widths:
-weights symmetric per output channel, activations asymmetric per tensor, calibrated on data.
+``quantize_model`` turns a float :mod:`hw.graph` model into integers at chosen widths (one for
+the model or one per layer of its workload): weights symmetric per output channel, activations
+asymmetric per tensor, calibrated on data.
 ``run_model`` then executes it the way the configured NPU would and returns the outputs with
 the cost report of that execution:
 
@@ -22,6 +23,7 @@ same mapping the execution used.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import weakref
 from collections import abc
@@ -38,6 +40,7 @@ from hw.types import CostReport, NPUConfig
 
 _EXACT_FLOAT32 = 2**24  # integers (and sums of them) below this magnitude are exact in float32
 _EXACT_FLOAT64 = 2**53
+_MIN_REQUANT_SCALE = 2.0**-31  # twice the smallest scale quantize_multiplier represents
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -68,20 +71,24 @@ class _Widths:
     """Looks up a layer's width in an int or a per-layer mapping (``ValueError`` if missing)."""
 
     def __init__(self, field: str, bits: Bits, names: tuple[str, ...]):
-        self.field, self.bits = field, bits
-        values = dict(bits).items() if isinstance(bits, abc.Mapping) else [(None, bits)]
-        for key, b in values:
-            where = field if key is None else f"{field}[{key!r}]"
-            if isinstance(b, bool) or not isinstance(b, int | np.integer) or not 2 <= b <= 16:
-                raise ValueError(f"{where} must be an integer in 2..16, got {b!r}")
-            if key is not None and key not in names:
-                raise ValueError(f"{where}: no layer {key!r} in the model; layers: {names}")
+        self.field, self.bits, self.used = field, bits, set()
+        if not isinstance(bits, abc.Mapping):
+            _check_bits(field, bits)
+            return
+        for key, b in dict(bits).items():
+            _check_bits(f"{field}[{key!r}]", b)
+            if key not in names:
+                raise ValueError(
+                    f"{field}[{key!r}]: no layer {key!r} in the model; layers: {names}"
+                )
 
     def __call__(self, layer: str) -> int:
+        """The width of a layer whose width matters (recorded in ``used``)."""
+        self.used.add(layer)
         if not isinstance(self.bits, abc.Mapping):
             return int(self.bits)
         try:
-            return int(self.bits[layer])
+            return _check_bits(f"{self.field}[{layer!r}]", self.bits[layer])
         except KeyError:
             raise ValueError(f"{self.field} has no width for layer {layer!r}") from None
 
@@ -89,7 +96,15 @@ class _Widths:
         """The width given for ``layer``, else ``default`` (for layers whose width is unused)."""
         if not isinstance(self.bits, abc.Mapping):
             return int(self.bits)
-        return int(self.bits[layer]) if layer in self.bits else int(default)
+        if layer not in self.bits:
+            return int(default)
+        return _check_bits(f"{self.field}[{layer!r}]", self.bits[layer])
+
+
+def _check_bits(where: str, bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 2 <= bits <= 16:
+        raise ValueError(f"{where} must be an integer in 2..16, got {bits!r}")
+    return int(bits)
 
 
 def _act_qp(x, bits: int, method: str) -> QParams:
@@ -100,9 +115,16 @@ def _gemm_step(w, b, in_qp: QParams, out_qp: QParams, w_bits: int):
     """Integer weights ``(K, N)``, bias and requantization constants of one GEMM."""
     w = np.asarray(w, np.float64)
     w_qp = quant.calibrate(w, w_bits, symmetric=True, per_channel_axis=w.ndim - 1)
+    s_x, s_y = float(in_qp.scale), float(out_qp.scale)
+    # The requantization multiplier holds scales down to 2^-32 (quantize_multiplier). A channel
+    # below (near-zero weights at a wide width) gets its weight scale raised to 2^-31 s_y / s_x:
+    # its rounding then moves a sum of K products by under K 2^(a_bits - 32) output steps.
+    floor = _MIN_REQUANT_SCALE * s_y / s_x
+    if np.any(np.asarray(w_qp.scale) < floor):
+        scale = np.maximum(np.asarray(w_qp.scale, np.float64), floor)
+        w_qp = dataclasses.replace(w_qp, scale=scale.astype(np.asarray(w_qp.scale).dtype))
     s_w = np.asarray(w_qp.scale, np.float64)
-    s_x = float(in_qp.scale)
-    mult, shift = quantize_multiplier(s_x * s_w / float(out_qp.scale))
+    mult, shift = quantize_multiplier(s_x * s_w / s_y)
     return {
         "w_q": np.asarray(quant.quantize(w, w_qp)),
         "w_qp": w_qp,
@@ -153,8 +175,9 @@ def _node_widths(node, w: _Widths, a: _Widths, in_bits: int):
 
 
 def _plan_widths(model, names: tuple[str, ...], w_bits: Bits, a_bits: Bits):
-    """``(weights, acts, layer_w, layer_a)`` of the whole model (see :func:`_node_widths`);
-    layers without weights record the widest weight width of a GEMM layer."""
+    """``(weights, acts, layer_w, layer_a, used)`` of the whole model (see
+    :func:`_node_widths`); layers without weights record the widest weight width of a GEMM
+    layer; ``used`` holds the names of the layers whose ``w_bits`` and ``a_bits`` matter."""
     w, a = _Widths("w_bits", w_bits, names), _Widths("a_bits", a_bits, (*names, "input"))
     per_layer = isinstance(a_bits, abc.Mapping) and "input" not in a_bits
     weights, acts, layers = {}, {"input": a(names[0] if per_layer else "input")}, []
@@ -168,7 +191,7 @@ def _plan_widths(model, names: tuple[str, ...], w_bits: Bits, a_bits: Bits):
     gemm = [b for _, b, _ in layers if b is not None]
     widest = max(gemm, default=w.get(names[0], 8))
     layer_w = tuple(w.get(name, widest) if b is None else b for name, b, _ in layers)
-    return weights, acts, layer_w, tuple(b for _, _, b in layers)
+    return weights, acts, layer_w, tuple(b for _, _, b in layers), (w.used, a.used)
 
 
 def activation_widths(model, input_shape, a_bits: Bits) -> dict[str, int]:
@@ -181,6 +204,20 @@ def activation_widths(model, input_shape, a_bits: Bits) -> dict[str, int]:
     """
     names = graph.workload(model, tuple(input_shape)).names
     return _plan_widths(model, names, 8, a_bits)[1]
+
+
+def layers_with_widths(model, input_shape) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The workload layers whose ``w_bits``, and those whose ``a_bits``, change the model that
+    :func:`quantize_model` builds from per-layer widths (in workload order).
+
+    >>> model = (graph.Dense("fc", w=np.eye(4, 3), b=np.zeros(3), act="relu"),)
+    >>> layers_with_widths(model, (2, 4))
+    (('fc',), ('fc',))
+    """
+    names = graph.workload(model, tuple(input_shape)).names
+    w_bits, a_bits = (collections.defaultdict(lambda: 8) for _ in range(2))
+    w_used, a_used = _plan_widths(model, names, w_bits, a_bits)[4]
+    return tuple(n for n in names if n in w_used), tuple(n for n in names if n in a_used)
 
 
 def quantize_model(
@@ -220,8 +257,8 @@ def quantize_model(
     :func:`activation_widths`).
     """
     x = jnp.asarray(calib_x, jnp.float32)
-    names = graph.workload(model, x.shape).names
-    w_of, a_of, layer_w, layer_a = _plan_widths(model, names, w_bits, a_bits)
+    wl = graph.workload(model, x.shape)
+    w_of, a_of, layer_w, layer_a, _ = _plan_widths(model, wl.names, w_bits, a_bits)
     given = dict(act_qparams or {})
     for key, qp in given.items():
         want = a_of.get(key, qp.bits if isinstance(a_bits, abc.Mapping) else a_bits)
@@ -260,7 +297,8 @@ def quantize_model(
         prev_qp, prev_x = out_qp, outs[node.name]
     if not isinstance(w_bits, abc.Mapping) and not isinstance(a_bits, abc.Mapping):
         return QuantizedModel(tuple(model), in_qp, steps, int(w_bits), int(a_bits))
-    gemm = np.asarray(graph.workload(model, x.shape).gemm_count) > 0
+    # the multipliers' widths, as dse.design.hardware_bits: the widest of any GEMM layer
+    gemm = np.asarray(wl.gemm_count) > 0
     widest_w = max(np.asarray(layer_w)[gemm], default=max(layer_w))
     return QuantizedModel(tuple(model), in_qp, steps, int(widest_w), max(layer_a), layer_w, layer_a)
 

@@ -1,5 +1,6 @@
 """Whole quantized models on the simulated NPU: bit-exact layers, accuracy, fallback, fusion."""
 
+import collections
 import dataclasses
 
 import jax.numpy as jnp
@@ -143,6 +144,110 @@ def test_exact_conv_shortcut_equals_the_fold_by_fold_gemm(monkeypatch):
     qm = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
     fast, _ = engine.run_model(qm, X_IMG, npu())
     slow_qm = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
-    monkeypatch.setattr(engine._Runner, "order_free", lambda self, k: False)
+    monkeypatch.setattr(engine._Runner, "order_free", lambda self, *widths: False)
     slow, _ = engine.run_model(slow_qm, X_IMG, npu())
     np.testing.assert_array_equal(fast, slow)
+
+
+def _per_layer(model, x, bits: int) -> dict:
+    return dict.fromkeys(graph.workload(model, x.shape).names, bits)
+
+
+@pytest.mark.parametrize(
+    "model, x, unused",
+    [(CNN, X_IMG, {"c1_relu", "p1", "c2_relu"}), (TRANSFORMER, X_SEQ, {"att_qk"})],
+)
+def test_equal_per_layer_widths_are_the_uniform_model(model, x, unused):
+    uniform = engine.quantize_model(model, x, w_bits=8, a_bits=8)
+    per_layer = engine.quantize_model(
+        model, x, w_bits=_per_layer(model, x, 8), a_bits=_per_layer(model, x, 8)
+    )
+    assert (per_layer.w_bits, per_layer.a_bits) == (8, 8)
+    y, rep = engine.run_model(uniform, x, npu())
+    y_layers, rep_layers = engine.run_model(per_layer, x, npu())
+    np.testing.assert_array_equal(y, y_layers)
+    np.testing.assert_allclose(rep.total_energy_j, rep_layers.total_energy_j, rtol=1e-12)
+    # a mapping without the layers whose width is unused, or with a default, is the same model
+    sparse = {n: 8 for n in _per_layer(model, x, 8) if n not in unused}
+    qm = engine.quantize_model(model, x, w_bits=sparse, a_bits=collections.defaultdict(lambda: 8))
+    np.testing.assert_array_equal(engine.run_model(qm, x, npu())[0], y)
+
+
+@pytest.mark.parametrize("model, x", [(CNN, X_IMG), (TRANSFORMER, X_SEQ)])
+def test_mixed_widths_run_and_differ(model, x):
+    names = graph.workload(model, x.shape).names
+    w_bits = {n: 4 if i % 2 else 8 for i, n in enumerate(names)}
+    a_bits = {n: 8 if i % 2 else 6 for i, n in enumerate(names)}
+    qm = engine.quantize_model(model, x, w_bits=w_bits, a_bits=a_bits)
+    assert qm.layer_w_bits == tuple(w_bits.values())
+    assert qm.layer_a_bits == tuple(a_bits.values())
+    assert (qm.w_bits, qm.a_bits) == (8, 8)
+    y8, rep8 = engine.run_model(engine.quantize_model(model, x, w_bits=8, a_bits=8), x, npu())
+    y, rep = engine.run_model(qm, x, npu())
+    ref = np.asarray(graph.forward_float(model, x))
+    assert np.all(np.isfinite(np.asarray(y))) and not np.array_equal(y, y8)
+    assert np.max(np.abs(np.asarray(y) - ref)) < 0.5 * np.max(np.abs(ref))
+    assert float(rep.total_energy_j) < float(rep8.total_energy_j)  # narrower layers cost less
+    # the widths reach the integer parameters: weights, activations, probabilities
+    for node in model:
+        st = qm.steps[node.name]
+        if isinstance(node, graph.Conv | graph.Dense):
+            assert st["w_qp"].bits == w_bits[node.name]
+            assert int(np.max(np.abs(st["w_q"]))) <= 2 ** (w_bits[node.name] - 1)
+        if isinstance(node, graph.Attention):
+            assert st["probs_qp"].bits == a_bits["att_softmax"]
+            assert st["ctx_qp"].bits == a_bits["att_av"]
+            assert st["o"]["out_qp"].bits == a_bits["att_o"]
+
+
+def test_one_narrow_layer_is_the_only_change():
+    # conv c2's weights at 4 bits, everything else at 8: only c2's integer weights change
+    names = graph.workload(CNN, X_IMG.shape).names
+    qm8 = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
+    qm = engine.quantize_model(
+        CNN, X_IMG, w_bits={n: 4 if n == "c2" else 8 for n in names}, a_bits=8
+    )
+    for name in ("c1", "fc"):
+        np.testing.assert_array_equal(qm.steps[name]["w_q"], qm8.steps[name]["w_q"])
+    assert not np.array_equal(qm.steps["c2"]["w_q"], qm8.steps["c2"]["w_q"])
+    with pytest.raises(ValueError, match="config w_bits=4 but the model is quantized to 8"):
+        engine.run_model(qm, X_IMG, npu(bits=4))
+
+
+def test_wide_widths_use_the_exact_float64_conv(monkeypatch):
+    # 12-bit operands: sums reach 2^24 (float32 is not exact) but stay far below 2^53 and the
+    # 32-bit accumulator, so the conv runs as one float64 XLA conv with the same bits
+    qm = engine.quantize_model(CNN, X_IMG, w_bits=12, a_bits=12)
+    fast, _ = engine.run_model(qm, X_IMG, npu(12))
+    slow_qm = engine.quantize_model(CNN, X_IMG, w_bits=12, a_bits=12)
+    monkeypatch.setattr(engine._Runner, "order_free", lambda self, *widths: False)
+    slow, _ = engine.run_model(slow_qm, X_IMG, npu(12))
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize(
+    ("w_bits", "a_bits", "message"),
+    [
+        ({"c9": 8}, 8, r"w_bits\['c9'\]: no layer 'c9' in the model"),
+        ({"c1": 1}, 8, r"w_bits\['c1'\] must be an integer in 2..16, got 1"),
+        ({"c1": 8}, 8, "w_bits has no width for layer 'c2'"),
+        (8, {"c1": 8, "input": 8}, "a_bits has no width for layer 'c2'"),
+        (8, collections.defaultdict(lambda: 17), r"a_bits\['c1'\] must be an integer in 2..16"),
+    ],
+)
+def test_bad_per_layer_widths(w_bits, a_bits, message):
+    with pytest.raises(ValueError, match=message):
+        engine.quantize_model(CNN, X_IMG, w_bits=w_bits, a_bits=a_bits)
+
+
+def test_a_near_zero_channel_at_16_bits_quantizes():
+    # channel 1's weights are ~1e-9: at 16 bits its real requantization scale would be below
+    # the 2^-32 an integer multiplier holds; its weight scale is raised, its output is its bias
+    w = _w(32, 3, scale=1.0)
+    w[:, 1] *= 1e-9
+    layer = graph.Dense("fc", w=w, b=np.array([0.0, 0.5, 0.0], np.float32))
+    x = rng.normal(size=(8, 32)).astype(np.float32)
+    qm = engine.quantize_model((layer,), x, w_bits=16, a_bits=16)
+    y, _ = engine.run_model(qm, x, npu(16, acc_bits=48.0))
+    ref = np.asarray(graph.forward_float((layer,), x))
+    np.testing.assert_allclose(y, ref, atol=2e-3 * np.max(np.abs(ref)))
