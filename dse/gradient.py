@@ -67,7 +67,7 @@ def _mesh_sharding(n: int):
     devices = jax.devices()
     if len(devices) == 1 or n % len(devices):
         return None
-    mesh = jax.make_mesh((len(devices),), ("starts",))
+    mesh = jax.make_mesh((len(devices),), ("starts",), axis_types=(jax.sharding.AxisType.Auto,))
     return NamedSharding(mesh, P("starts"))
 
 
@@ -225,7 +225,8 @@ def run(
 def _out_of_budget(rec: Recorder, evaluations, time_budget_s) -> bool:
     if evaluations is not None and rec.evaluations >= evaluations:
         return True
-    return time_budget_s is not None and rec.elapsed() >= time_budget_s
+    # The first chunk always runs, so that a search always returns something.
+    return time_budget_s is not None and rec.evaluations > 0 and rec.elapsed() >= time_budget_s
 
 
 def neighbours(problem: Problem, d: dz.Design) -> list[dz.Design]:

@@ -49,7 +49,7 @@ def min_mapping(config: NPUConfig, workload: Workload) -> Mapping:
 
 def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
     """Every power-of-two tiling (and the full dimension) in every loop order,
-    shape=(C, L) with ``C = 16**3 * 3``; the last candidate is :func:`min_mapping`."""
+    shape=(C, L) with ``C = 16**3 * 3 + 1``; the last candidate is :func:`min_mapping`."""
     pows = 2 ** jnp.arange(_MAX_EXP, dtype=jnp.int64)
     full = jnp.full((1,), -1, dtype=jnp.int64)
     opts = jnp.concatenate([pows, full])  # -1 stands for the full dimension
@@ -114,6 +114,9 @@ def select(
 def loss_weights(m: dict, objective: str, budgets: obj.Budgets, mu: float = 100.0):
     """``(w_E, w_L)``: the gradient of ``log objective + mu * penalty`` in the totals
     ``(E, L)`` (power as ``E / L``), kept non-negative, at the metrics ``m`` of one design."""
+
+    # A mapping cannot change accuracy: that budget plays no part here.
+    budgets = dataclasses.replace(budgets, min_accuracy=None)
 
     def loss(e, lat):
         mm = dict(m, energy_j=e, latency_s=lat, power_w=e / lat, edp_js=e * lat)

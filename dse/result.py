@@ -21,6 +21,7 @@ from . import objective as obj
 from .space import Space
 
 METRICS = ("latency_s", "energy_j", "power_w", "area_mm2", "edp_js")
+TOP_K = 16
 
 
 @dataclasses.dataclass
@@ -46,6 +47,9 @@ class SearchResult:
     closest_miss: tuple[str, float] | None = None
     trace: list[tuple[float, int, float]] = dataclasses.field(default_factory=list)
     """``(wall_s, evaluations, best objective so far)`` after each batch (best-so-far curves)."""
+    top: list[tuple[dz.Design, dict]] = dataclasses.field(default_factory=list)
+    """The ``TOP_K`` best distinct feasible designs with their metrics, best first (for
+    re-checks that only execution can make, such as measured accuracy)."""
 
 
 class Recorder:
@@ -61,6 +65,7 @@ class Recorder:
         self.closest = self.closest_metrics = self.closest_miss = None
         self._closest_key = np.inf
         self.trace: list[tuple[float, int, float]] = []
+        self.top: list[tuple[float, dz.Design, dict]] = []
         self.start = time.perf_counter()
 
     def add(self, designs: dz.Design, metrics: dict, extra: dict | None = None) -> None:
@@ -96,6 +101,7 @@ class Recorder:
             }
             self.rows.append(row)
         feas = np.flatnonzero(ok)
+        self._keep_top(designs, m, value, feas)
         if feas.size:
             i = int(feas[np.argmin(value[feas])])
             if value[i] < self.best_value:
@@ -114,6 +120,16 @@ class Recorder:
                 )
         self.evaluations += n
         self.trace.append((self.elapsed(), self.evaluations, self.best_value))
+
+    def _keep_top(self, designs, m: dict, value: np.ndarray, feas: np.ndarray) -> None:
+        """Merge feasible designs into the top list (distinct by their metrics)."""
+        for i in feas[np.argsort(value[feas], kind="stable")][:TOP_K]:
+            metrics = {k: float(v[i]) for k, v in m.items()}
+            if any(metrics == kept for _, _, kept in self.top):
+                continue
+            self.top.append((float(value[i]), dz.take(designs, int(i)), metrics))
+        self.top.sort(key=lambda t: t[0])
+        del self.top[TOP_K:]
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -141,4 +157,5 @@ class Recorder:
             closest_metrics=None if self.best is not None else self.closest_metrics,
             closest_miss=None if self.best is not None else self.closest_miss,
             trace=self.trace,
+            top=[(d, m) for _, d, m in self.top],
         )

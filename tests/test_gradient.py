@@ -1,0 +1,291 @@
+"""The gradient search (dse.gradient) and the relaxed loss it descends (dse.relax).
+
+One search problem is compiled once per module (the search caches its jitted functions per
+problem object) and reused by every test of it. A search that meets no budget is run through
+the command line (tests/test_cli_search.py).
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dse import baselines, gradient, relax
+from dse import design as dz
+from dse import objective as obj
+from dse.relax import Problem
+from dse.result import METRICS
+from dse.space import Space
+from hw import cost, layers
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = {
+    "rows": [8, 16, 32],
+    "cols": [8, 16],
+    "dataflow": ["os", "ws"],
+    "sram_kib": [64, 256],
+    "w_bits": [4, 8],
+    "a_bits": [8],
+}
+# The best design without budgets has 0.103 mm^2, so the area budget binds.
+BUDGETS = obj.Budgets(max_area_mm2=0.09)
+SETTINGS = gradient.GradientSettings(starts=8, steps=40, legalize_every=10, polish_top=4)
+
+
+def tiny_workload():
+    return layers.workload(
+        [
+            layers.gemm("g", m=64, k=128, n=64),
+            layers.conv2d(
+                "c", ifmap_h=8, ifmap_w=8, channels=16, num_filters=32, filter_h=3, filter_w=3
+            ),
+        ]
+    )
+
+
+def make_problem(budgets: obj.Budgets = BUDGETS) -> Problem:
+    return Problem(Space.from_dict(SPACE), tiny_workload(), "edp", budgets)
+
+
+# The search of make_problem() with SETTINGS, run in a fresh interpreter.
+SHARDED = """
+import json, sys
+import jax
+sys.path.insert(0, "tests")
+from test_gradient import SETTINGS, make_problem
+from dse import gradient
+res = gradient.run(make_problem(), SETTINGS, seed=0)
+print(json.dumps({"devices": len(jax.devices()), "evaluations": res.evaluations,
+                  "best": res.best_metrics}))
+"""
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    """The search of ``problem`` on 8 host devices, in a subprocess started with the module's
+    first test so that it runs beside the compilations of this one; yields the process and
+    the paths of its stdout and stderr."""
+    root = tmp_path_factory.mktemp("sharded")
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    )
+    with open(root / "out", "w") as out, open(root / "err", "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SHARDED], cwd=REPO, env=env, stdout=out, stderr=err
+        )
+    yield proc, root / "out", root / "err"
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def problem(sharded):
+    return make_problem()
+
+
+@pytest.fixture(scope="module")
+def result(problem):
+    return gradient.run(problem, SETTINGS, seed=0)
+
+
+def row_metrics(res):
+    return [[row[k] for k in (*METRICS, "feasible")] for row in res.rows]
+
+
+# ---- the relaxed loss ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smooth_fns(problem):
+    def loss_grad(params, dataflow, t):
+        return jax.value_and_grad(lambda p: relax.loss(problem, p, dataflow, relax.smooth(t)))(
+            params
+        )
+
+    return {
+        "loss_grad": jax.jit(jax.vmap(loss_grad, in_axes=(0, 0, None))),
+        "metrics": jax.jit(lambda p, df, t: relax.smooth_metrics(problem, p, df, relax.smooth(t))),
+    }
+
+
+def stack(params: list) -> relax.Params:
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
+
+
+def test_loss_and_gradients_are_finite_in_the_box(problem, smooth_fns):
+    lo, hi = relax.bounds(problem)
+    rng = np.random.default_rng(0)
+
+    def mixed_corner():
+        return jax.tree_util.tree_map(
+            lambda a, b: np.where(rng.random(np.shape(a)) < 0.5, a, b), lo, hi
+        )
+
+    inside = relax.init(problem, jax.random.key(1), 6)
+    points = [jax.tree_util.tree_map(lambda x, i=i: x[i], inside) for i in range(6)]
+    points += [lo, hi] + [mixed_corner() for _ in range(8)]
+    params = stack(points)
+    n = len(points)
+    for dataflow in (0, 1, 2):
+        for t in (0.3, 0.03, 0.003):
+            value, grad = smooth_fns["loss_grad"](params, jnp.full(n, dataflow), t)
+            assert np.isfinite(np.asarray(value)).all(), (dataflow, t)
+            for path, g in jax.tree_util.tree_leaves_with_path(grad):
+                assert np.isfinite(np.asarray(g)).all(), (dataflow, t, path)
+    # the box is a box: projection is idempotent and keeps the corners
+    again = relax.project(relax.project(params, lo, hi), lo, hi)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(params), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("dataflow", [0, 1, 2])
+def test_smooth_metrics_tend_to_the_exact_ones(problem, smooth_fns, dataflow):
+    """A legal design with one-hot loop orders: the smooth model at a low temperature is
+    within a few per cent of the exact one."""
+    space, wl, base = problem.space, problem.workload, problem.base
+    d = dz.base_design(space, wl)
+    d = dataclasses.replace(
+        d,
+        rows=np.float64(16),
+        cols=np.float64(8),
+        dataflow=np.int64(dataflow),
+        sram_kib=np.float64(256),
+        w_bits=np.array([4.0, 8.0]),
+        a_bits=np.array([8.0, 8.0]),
+    )
+    d = dataclasses.replace(d, mapping=cost.default_mapping(dz.to_config(base, d, wl), wl))
+    exact = dz.metrics(dz.evaluate(base, wl, d))
+    assert bool(exact["fits"])
+    tiles = np.stack(
+        [np.asarray(t, float) for t in (d.mapping.tile_m, d.mapping.tile_k, d.mapping.tile_n)], -1
+    )
+    params = relax.Params(
+        hw_log2={k: np.log2(np.asarray(getattr(d, k), float)) for k in relax.CONTINUOUS_KEYS},
+        tiles_log2=np.log2(tiles),
+        order_logits=40.0 * np.eye(3)[np.asarray(d.mapping.loop_order)],
+        w_bits=np.asarray(d.w_bits),
+        a_bits=np.asarray(d.a_bits),
+    )
+    errors = {}
+    for t in (0.3, 1e-3):
+        m, fit_pen = smooth_fns["metrics"](params, dataflow, t)
+        errors[t] = {k: abs(float(m[k]) / float(exact[k]) - 1) for k in METRICS}
+    assert max(errors[1e-3].values()) < 0.03, errors
+    assert sum(errors[1e-3].values()) <= sum(errors[0.3].values()), errors
+    assert float(fit_pen) == 0.0  # the tiles fit
+
+
+# ---- the search ---------------------------------------------------------------------------
+
+
+def test_same_seed_same_search(problem, result):
+    again = gradient.run(problem, SETTINGS, seed=0)
+    assert again.best_metrics == result.best_metrics
+    assert row_metrics(again) == row_metrics(result)
+    assert again.evaluations == result.evaluations == len(result.rows)
+    assert dz.describe(problem.space, again.best, problem.workload) == dz.describe(
+        problem.space, result.best, problem.workload
+    )
+    assert result.method == "gradient" and result.seed == 0 and result.objective == "edp"
+
+
+def test_best_is_feasible_and_exact(problem, result):
+    assert result.best is not None and result.closest_miss is None
+    m = dz.evaluate_population(problem.base, problem.workload, dz.stack([result.best]))
+    for k in METRICS:
+        assert float(m[k][0]) == pytest.approx(result.best_metrics[k], rel=1e-12)
+    assert result.best_metrics["area_mm2"] <= BUDGETS.max_area_mm2
+    feasible = [row["edp_js"] for row in result.rows if row["feasible"]]
+    assert result.best_metrics["edp_js"] == min(feasible)
+    assert [t[1] for t in result.trace] == sorted(t[1] for t in result.trace)
+
+
+def test_near_the_exhaustive_optimum(problem, result):
+    exhaustive = baselines.exhaustive_search(
+        problem.space, problem.workload, problem.objective, problem.budgets, batch=32
+    )
+    assert exhaustive.evaluations == 96  # 24 hardware points x 2 x 2 per-layer weight widths
+    best = exhaustive.best_metrics["edp_js"]
+    assert result.best_metrics["edp_js"] <= 1.02 * best
+
+
+def test_evaluation_budget_stops_early(problem, result):
+    calls = []
+    res = gradient.run(
+        problem, SETTINGS, seed=0, evaluations=10, progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(1, SETTINGS.chunks)]
+    # one chunk: 8 starts legalized, the best 4 remapped, then the best design's neighbours
+    anchor = res.best if res.best is not None else res.closest
+    assert res.evaluations == 8 + 4 + len(gradient.neighbours(problem, anchor))
+    assert res.evaluations < result.evaluations
+
+
+class Stop(KeyboardInterrupt):
+    pass
+
+
+def interrupt_after(chunk: int, calls: list):
+    def progress(done, total):
+        calls.append((done, total))
+        if done == chunk:
+            raise Stop
+
+    return progress
+
+
+def test_interrupted_search_resumes_to_the_same_answer(problem, result, tmp_path):
+    first = []
+    with pytest.raises(Stop):
+        gradient.run(
+            problem, SETTINGS, seed=0, checkpoint=tmp_path, progress=interrupt_after(2, first)
+        )
+    assert first == [(1, 4), (2, 4)]
+    assert (tmp_path / gradient.CHECKPOINT_FILE).is_file()
+    second = []
+    resumed = gradient.run(
+        problem, SETTINGS, seed=0, checkpoint=tmp_path, progress=lambda *a: second.append(a)
+    )
+    assert second == [(3, 4), (4, 4)]
+    assert resumed.best_metrics == result.best_metrics
+    assert resumed.evaluations == result.evaluations
+    assert row_metrics(resumed) == row_metrics(result)
+
+
+def test_checkpoint_of_another_search_is_refused(problem, tmp_path):
+    with pytest.raises(Stop):
+        gradient.run(
+            problem, SETTINGS, seed=0, checkpoint=tmp_path, progress=interrupt_after(1, [])
+        )
+    # (the check comes before anything is compiled for the other problem)
+    other = make_problem(obj.Budgets(max_power_w=1.0))
+    with pytest.raises(ValueError, match="belongs to a different search"):
+        gradient.run(other, SETTINGS, seed=0, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="belongs to a different search"):
+        gradient.run(problem, SETTINGS, seed=1, checkpoint=tmp_path)
+
+
+def test_sharded_search_equals_one_device(result, sharded):
+    """The population split over 8 host devices finds the same designs as in this process
+    (one device, unless XLA_FLAGS says otherwise)."""
+    proc, out, err = sharded
+    proc.wait(timeout=300)
+    assert proc.returncode == 0, err.read_text()[-3000:]
+    doc = json.loads(out.read_text().strip().splitlines()[-1])
+    assert doc["devices"] == 8
+    assert doc["evaluations"] == result.evaluations
+    assert doc["best"].keys() == result.best_metrics.keys()
+    for k, v in result.best_metrics.items():
+        assert doc["best"][k] == pytest.approx(v, rel=1e-9), k
