@@ -13,7 +13,8 @@
    and the whole population evaluated exactly; ``refine`` remaps the best ``polish_top`` of
    them on the full tile grid. The best feasible exact design is kept.
 4. ``polish``: the best design's hardware neighbours (one allowed step up or down per searched
-   parameter), remapped on the full tile grid and evaluated exactly.
+   parameter), remapped on the full tile grid and evaluated exactly; repeated from the new
+   best while it improves (at most ``polish_rounds`` times).
 
 Every reported number comes from the exact model. With ``checkpoint`` the state is written
 after each chunk and a rerun with the same arguments resumes where it stopped, with the same
@@ -57,6 +58,7 @@ class GradientSettings:
     temperature_start: float = 0.3
     temperature_end: float = 0.01
     polish_top: int = 8
+    polish_rounds: int = 4
 
     @property
     def chunks(self) -> int:
@@ -258,10 +260,16 @@ def refine(problem: Problem, settings: GradientSettings, fns, rec: Recorder, las
 
 
 def polish(problem: Problem, settings: GradientSettings, fns, rec: Recorder) -> None:
-    """Full-grid remapping of the best design's hardware neighbours."""
-    anchor = rec.best if rec.best is not None else rec.closest
-    if anchor is not None:
+    """Exact coordinate descent from the best design: its hardware neighbours, remapped on
+    the full tile grid, for up to ``polish_rounds`` rounds while the best improves."""
+    for _ in range(settings.polish_rounds):
+        anchor = rec.best if rec.best is not None else rec.closest
+        if anchor is None:
+            return
+        before = rec.best_value
         _full_map_add(problem, settings, fns, rec, neighbours(problem, anchor))
+        if rec.best is None or not rec.best_value < before:
+            return
 
 
 def _full_map_add(problem, settings, fns, rec, picks) -> None:
