@@ -109,9 +109,9 @@ def _build(problem: Problem, settings: GradientSettings):
 
         return jax.lax.fori_loop(0, settings.legalize_every, body, (params, opt_state))
 
-    def legalize_one(params, dataflow):
+    def legalize_one(params, dataflow, bits_up):
         d = relax.to_design(problem, params, dataflow)
-        d = legal.snap_design(problem.space, wl, d)
+        d = legal.snap_design(problem.space, wl, d, bits_up=bits_up)
         tiles = [jnp.round(t) for t in (d.mapping.tile_m, d.mapping.tile_k, d.mapping.tile_n)]
         d = dataclasses.replace(d, mapping=dataclasses.replace(d.mapping, **_tile_dict(tiles)))
         return mapper.map_design(base, wl, d, problem.objective, problem.budgets, local=True)
@@ -122,7 +122,10 @@ def _build(problem: Problem, settings: GradientSettings):
     return {
         "steps": jax.jit(steps),
         "init_opt": jax.jit(opt.init),
-        "legalize": jax.jit(jax.vmap(legalize_one)),
+        "legalize": {
+            up: jax.jit(jax.vmap(lambda p, d, up=up: legalize_one(p, d, up)))
+            for up in (False, True)
+        },
         "full_map": jax.jit(jax.vmap(full_map)),
     }
 
@@ -199,11 +202,7 @@ def run(
         opt_state = fns["init_opt"](params)
     while chunk < settings.chunks and not _out_of_budget(rec, evaluations, time_budget_s):
         params, opt_state = fns["steps"](params, opt_state, dataflow, chunk)
-        last = fns["legalize"](params, dataflow)
-        rec.add(
-            last,
-            dz.evaluate_population(problem.base, problem.workload, last, accuracy=problem.accuracy),
-        )
+        last = _legalize(problem, fns, rec, params, dataflow)
         refine(problem, settings, fns, rec, last)
         chunk += 1
         if path is not None:
@@ -231,21 +230,49 @@ def _out_of_budget(rec: Recorder, evaluations, time_budget_s) -> bool:
     return time_budget_s is not None and rec.evaluations > 0 and rec.elapsed() >= time_budget_s
 
 
-def neighbours(problem: Problem, d: dz.Design) -> list[dz.Design]:
-    """Designs one allowed value away from ``d`` in each searched hardware parameter
-    (and, for bit widths, in every layer at once)."""
-    space, out = problem.space, []
-    for key in (*HW_KEYS, *BIT_KEYS):
-        choices = np.asarray(getattr(space, key), dtype=float)
-        if len(choices) < 2:
+def _legalize(problem: Problem, fns, rec: Recorder, params, dataflow):
+    """Snap every start twice (widths to the nearest allowed value, and up to the next one, which
+    keeps a tight accuracy budget), map, evaluate and record; returns the nearest-width set."""
+    out = []
+    for bits_up in (False, True):
+        if bits_up and problem.budgets.min_accuracy is None:
             continue
-        cur = np.asarray(getattr(d, key), dtype=float)
+        designs = fns["legalize"][bits_up](params, dataflow)
+        metrics = dz.evaluate_population(
+            problem.base, problem.workload, designs, accuracy=problem.accuracy
+        )
+        rec.add(designs, metrics)
+        out.append(designs)
+    return out[0]
+
+
+def neighbours(problem: Problem, d: dz.Design) -> list[dz.Design]:
+    """Designs one allowed value away from ``d`` in each searched hardware parameter and in
+    each layer's width (in every layer at once when widths are per network)."""
+    space, wl, out = problem.space, problem.workload, []
+
+    def step(key, cur, mask):
+        choices = np.asarray(getattr(space, key), dtype=float)
         for delta in (-1, 1):
             idx = np.clip(np.searchsorted(choices, cur) + delta, 0, len(choices) - 1)
-            new = choices[idx].astype(cur.dtype)
+            new = np.where(mask, choices[idx], cur).astype(np.asarray(cur).dtype)
             if not np.array_equal(new, cur):
                 nd = dataclasses.replace(d, **{key: new})
-                out.append(legal.snap_design(space, problem.workload, nd))
+                out.append(legal.snap_design(space, wl, nd))
+
+    for key in HW_KEYS:
+        if len(getattr(space, key)) > 1:
+            step(key, np.asarray(getattr(d, key), dtype=float), True)
+    for key in BIT_KEYS:
+        if len(getattr(space, key)) < 2:
+            continue
+        cur = np.asarray(getattr(d, key), dtype=float)
+        layers = [np.ones_like(cur, dtype=bool)]
+        if space.per_layer_bits:
+            matters = np.asarray(wl.gemm_count > 0) if key == "w_bits" else np.ones(len(cur), bool)
+            layers = [np.arange(len(cur)) == i for i in np.flatnonzero(matters)]
+        for mask in layers:
+            step(key, cur, mask)
     return out
 
 

@@ -24,20 +24,27 @@ def allowed(space: Space, key: str) -> jnp.ndarray:
     return jnp.asarray(getattr(space, key), dtype=jnp.float64)
 
 
-def snap(values, choices):
-    """Nearest allowed value in log space (ties to the smaller), elementwise."""
-    logs = jnp.log(jnp.maximum(jnp.asarray(values, jnp.float64), 1e-30))
+def snap(values, choices, up: bool = False):
+    """Nearest allowed value in log space (ties to the smaller), elementwise; with ``up`` the
+    smallest allowed value not below ``values`` (the largest when none is)."""
+    values = jnp.asarray(values, jnp.float64)
+    if up:
+        above = choices >= values[..., None] - 1e-9
+        idx = jnp.where(jnp.any(above, -1), jnp.argmax(above, -1), len(choices) - 1)
+        return choices[idx]
+    logs = jnp.log(jnp.maximum(values, 1e-30))
     dist = jnp.abs(logs[..., None] - jnp.log(choices))
     return choices[jnp.argmin(dist, axis=-1)]
 
 
-def snap_design(space: Space, workload: Workload, design: Design) -> Design:
-    """Every hardware value and bit width of ``design`` moved to its nearest allowed value;
+def snap_design(space: Space, workload: Workload, design: Design, bits_up: bool = False) -> Design:
+    """Every hardware value and bit width of ``design`` moved to its nearest allowed value
+    (widths up to the next allowed one with ``bits_up``);
     with ``per_layer_bits`` off, every layer gets the widest layer's width. Vector-only
     layers take the narrowest weight width (they have no weights)."""
     hw = {k: snap(getattr(design, k), allowed(space, k)) for k in CONTINUOUS_KEYS}
-    w = snap(design.w_bits, allowed(space, "w_bits"))
-    a = snap(design.a_bits, allowed(space, "a_bits"))
+    w = snap(design.w_bits, allowed(space, "w_bits"), bits_up)
+    a = snap(design.a_bits, allowed(space, "a_bits"), bits_up)
     if not space.per_layer_bits:
         w = jnp.broadcast_to(jnp.max(w, axis=-1, keepdims=True), w.shape)
         a = jnp.broadcast_to(jnp.max(a, axis=-1, keepdims=True), a.shape)

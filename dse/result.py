@@ -95,7 +95,7 @@ class Recorder:
                 "a_bits": float(np.max(host.a_bits[i])),
                 "mean_w_bits": float(np.mean(host.w_bits[i])),
                 "mean_a_bits": float(np.mean(host.a_bits[i])),
-                **{k: float(m[k][i]) for k in (*METRICS, *(extra or {}))},
+                **{k: float(m[k][i]) for k in m if k != "fits"},
                 "fits": bool(m["fits"][i]),
                 "feasible": bool(ok[i]),
             }
