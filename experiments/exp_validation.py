@@ -1,0 +1,254 @@
+"""Validation: compute and stall cycles against SCALE-Sim 3.0.0, peak TOPS against datasheets.
+
+Produces, under ``--out``:
+
+* ``compute_parity.csv``: every reference row (``shared/reference/scalesim_v3_public.csv``),
+  our compute cycles (``hw.cost.evaluate(..., stall=False)``, the ``tiled`` design of
+  ``experiments.reference.design_for``) beside SCALE-Sim's (``total - stall`` cycles);
+* ``compute_error.csv``: per setting and dataflow, rows and max / median absolute relative
+  error (expected: exactly 0, the array model reproduces SCALE-Sim's folds cycle for cycle);
+* ``stall_error.csv`` and ``stall_rows.csv``: total cycles with a bandwidth limit on the
+  setting-B rows (64 KB SRAMs, 16 words per cycle per stream), for both memory models
+  (``scalesim``: the simulator's prefetcher in closed form; ``tiled``: the search's physical
+  model), median and worst error on the stalling rows and on all B rows (the logic of
+  ``benchmarks/stall_error.py``);
+* ``datasheet.csv``: the presets' peak TOPS against their datasheets (TPU v1 92 TOPS, Jouppi
+  et al. ISCA 2017; Coral Edge TPU 4 TOPS; A100 312 TFLOPS fp16 and 624 TOPS int8 dense,
+  NVIDIA A100 whitepaper 2020);
+* ``compute_parity.png/svg`` (log-log, y = x) and ``stall_parity.png/svg``.
+
+Without the reference data the script runs the datasheet part only and says so in the
+headline (``reference``: ``"skipped: ..."``).
+
+Command: ``.venv/bin/python experiments/exp_validation.py --out runs/exp_validation [--quick]``
+(``--quick`` replays every fourth reference row).
+
+Run time on the 2-core CPU: 13 s in full (289 compute rows, 95 B rows x 2 memory models),
+13 s with ``--quick`` (73 and 24 rows; compiling dominates).
+
+Expected headline (full): compute cycles max relative error 0.0 on all 289 rows (settings A, B
+and C, os/ws/is): the array model reproduces SCALE-Sim's folds cycle for cycle. Total cycles
+with stalls on the 95 B rows, median / worst absolute error: ``scalesim`` model 6.9 % / 43 % on
+the 18 stalling rows (0.0 % median over all 95), ``tiled`` model 74 % / 96 % on the stalling
+rows (it fetches each operand as its loop order needs and stalls far less than SCALE-Sim's
+refetching prefetcher). Peak TOPS: TPU v1 91.75 vs 92 (-0.3 %), Edge TPU 3.93 vs 4 (-1.7 %, the
+assumed 480 MHz clock), A100 311.9 / 623.7 vs 312 / 624 (-0.04 %).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from experiments.common import Run, new_figure, parse_args
+from experiments.reference import design_for, gemm_workload, load_reference, reference_path
+from hw import cost, get_gpu_preset, get_preset, layers
+
+MEMORY_MODELS = ("scalesim", "tiled")
+
+# (design, precision, datasheet peak in TOPS, source)
+DATASHEETS = (
+    ("tpu-v1-like", "int8", 92.0, "Jouppi et al., ISCA 2017: 92 TOPS"),
+    ("edge-tpu-like", "int8", 4.0, "Coral Edge TPU datasheet: 4 TOPS int8"),
+    ("datacenter-gpu-like", "fp16", 312.0, "NVIDIA A100 whitepaper 2020: 312 TFLOPS dense fp16"),
+    ("datacenter-gpu-like", "int8", 624.0, "NVIDIA A100 whitepaper 2020: 624 TOPS dense int8"),
+)
+
+
+def _one_layer(wl):
+    """The workload with a fixed layer name: names are static, so this avoids recompiling."""
+    return dataclasses.replace(wl, names=("layer",))
+
+
+def compute_parity(rows) -> list[dict]:
+    """Our compute cycles (no stalls) beside SCALE-Sim's ``total - stall`` cycles, per row."""
+    out = []
+    for r in tqdm(rows, desc="compute parity", unit="row", file=sys.stderr, leave=False):
+        rep = cost.evaluate(
+            design_for(r, "tiled"), _one_layer(layers.workload([r.layer])), stall=False
+        )
+        sim = r.sim_cycles - int(r.sim["sim_stall_cycles"])
+        ours = int(rep.compute_cycles[0])
+        out.append(
+            {
+                "setting": r.setting,
+                "layer": r.layer.name,
+                "dataflow": r.dataflow,
+                "array_rows": r.rows,
+                "array_cols": r.cols,
+                "scalesim_compute_cycles": sim,
+                "ours_compute_cycles": ours,
+                "rel_error": ours / sim - 1.0,
+            }
+        )
+    return out
+
+
+def error_table(parity: list[dict]) -> list[dict]:
+    """Max and median absolute relative error per (setting, dataflow), and over all rows."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for p in parity:
+        err = abs(p["rel_error"])
+        groups.setdefault((p["setting"], p["dataflow"]), []).append(err)
+        groups.setdefault(("all", "all"), []).append(err)
+    return [
+        {
+            "setting": s,
+            "dataflow": df,
+            "rows": len(e),
+            "max_abs_rel_error": float(np.max(e)),
+            "median_abs_rel_error": float(np.median(e)),
+        }
+        for (s, df), e in sorted(groups.items())
+    ]
+
+
+def stall_cycles(row, model: str) -> float:
+    """Total cycles of a bandwidth-limited row under one memory model (as
+    ``benchmarks/stall_error.py``: the im2col GEMM, the row's per-stream bandwidth)."""
+    wl = _one_layer(gemm_workload(row))
+    return float(cost.evaluate(design_for(row, model), wl).total_cycles[0])
+
+
+def stall_rows(rows) -> list[dict]:
+    """SCALE-Sim's total cycles beside both memory models' on the setting-B rows."""
+    b_rows = [r for r in rows if r.setting.startswith("B_")]
+    out = []
+    for r in tqdm(b_rows, desc="stall error", unit="row", file=sys.stderr, leave=False):
+        rec = {
+            "layer": r.layer.name,
+            "dataflow": r.dataflow,
+            "array_rows": r.rows,
+            "array_cols": r.cols,
+            "stalls": bool(r.stalls),
+            "scalesim_total_cycles": r.sim_cycles,
+        }
+        for model in MEMORY_MODELS:
+            ours = stall_cycles(r, model)
+            rec[f"{model}_total_cycles"] = ours
+            rec[f"{model}_rel_error"] = ours / r.sim_cycles - 1.0
+        out.append(rec)
+    return out
+
+
+def stall_summary(rows: list[dict]) -> list[dict]:
+    """Median and worst absolute relative error per memory model, stalling rows and all rows."""
+    out = []
+    for model in MEMORY_MODELS:
+        for label, sel in (("stalling", lambda r: r["stalls"]), ("all", lambda r: True)):
+            e = np.abs([r[f"{model}_rel_error"] for r in rows if sel(r)])
+            if len(e):
+                out.append(
+                    {
+                        "memory_model": model,
+                        "rows": label,
+                        "n": len(e),
+                        "median_abs_rel_error": float(np.median(e)),
+                        "max_abs_rel_error": float(np.max(e)),
+                    }
+                )
+    return out
+
+
+def datasheet_table() -> list[dict]:
+    """Each preset's modelled peak TOPS beside its datasheet figure."""
+    out = []
+    for name, precision, sheet, source in DATASHEETS:
+        if name.endswith("gpu-like"):
+            cfg = dataclasses.replace(get_gpu_preset(name), precision=precision)
+        else:
+            cfg = get_preset(name)
+        peak = float(cfg.peak_ops_per_s) / 1e12
+        out.append(
+            {
+                "design": name,
+                "precision": precision,
+                "model_peak_tops": peak,
+                "datasheet_peak_tops": sheet,
+                "rel_error": peak / sheet - 1.0,
+                "source": source,
+            }
+        )
+    return out
+
+
+def _parity_plot(x, y, groups, title: str, ylabel: str):
+    fig, ax = new_figure(5.6, 5.0)
+    for g in sorted(set(groups)):
+        sel = [i for i, gi in enumerate(groups) if gi == g]
+        ax.scatter(np.take(x, sel), np.take(y, sel), s=14, alpha=0.7, label=g)
+    lo, hi = min(np.min(x), np.min(y)), max(np.max(x), np.max(y))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    ax.set(xscale="log", yscale="log", xlabel="SCALE-Sim 3.0.0 cycles", ylabel=ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None) -> dict:
+    args = parse_args(__doc__, argv)
+    run = Run("exp_validation", args, argv)
+    sheets = datasheet_table()
+    run.csv("datasheet", sheets)
+    headline = {
+        "datasheet_peak_rel_error": {
+            f"{s['design']}_{s['precision']}": s["rel_error"] for s in sheets
+        },
+        "datasheet_max_abs_rel_error": max(abs(s["rel_error"]) for s in sheets),
+    }
+    path = reference_path()
+    if not path.exists():
+        headline["reference"] = f"skipped: SCALE-Sim reference data not found at {path}"
+        return run.finish(headline)
+    rows = load_reference(path)
+    if args.quick:
+        rows = rows[::4]
+    parity = compute_parity(rows)
+    run.csv("compute_parity", parity)
+    errors = error_table(parity)
+    run.csv("compute_error", errors)
+    run.figure(
+        "compute_parity",
+        _parity_plot(
+            [p["scalesim_compute_cycles"] for p in parity],
+            [p["ours_compute_cycles"] for p in parity],
+            [f"{p['setting'][0]} {p['dataflow']}" for p in parity],
+            "Compute cycles (no stalls)",
+            "npu-dse compute cycles",
+        ),
+    )
+    stalls = stall_rows(rows)
+    run.csv("stall_rows", stalls)
+    summary = stall_summary(stalls)
+    run.csv("stall_error", summary)
+    fig = _parity_plot(
+        [r["scalesim_total_cycles"] for r in stalls] * 2,
+        [r[f"{m}_total_cycles"] for m in MEMORY_MODELS for r in stalls],
+        [f"{m} memory model" for m in MEMORY_MODELS for _ in stalls],
+        "Total cycles with stalls (setting B: 64 KB, 16 words/cycle)",
+        "npu-dse total cycles",
+    )
+    run.figure("stall_parity", fig)
+    overall = next(e for e in errors if e["setting"] == "all")
+    headline |= {
+        "reference": str(path),
+        "reference_rows": overall["rows"],
+        "compute_cycles_max_abs_rel_error": overall["max_abs_rel_error"],
+        "stall_error": {
+            f"{s['memory_model']}_{s['rows']}": {
+                "n": s["n"],
+                "median": s["median_abs_rel_error"],
+                "max": s["max_abs_rel_error"],
+            }
+            for s in summary
+        },
+    }
+    return run.finish(headline)
+
+
+if __name__ == "__main__":
+    main()
