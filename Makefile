@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo experiments test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/npu-dse presets
-	$(VENV)/bin/npu-dse simulate experiments/topologies/resnet18.csv --preset edge-tpu-like
+	$(PY) experiments/demo.py --out runs/demo
+
+experiments: $(STAMP)
+	$(PY) experiments/run_all.py --out runs/experiments
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_cost_model.py
 	$(PY) benchmarks/stall_error.py
 	$(PY) benchmarks/bench_execute.py
+	$(PY) benchmarks/bench_search.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
