@@ -223,6 +223,8 @@ def nsga2_search(
     problem, algorithm, sizes = _nsga2(space, workload, budgets, pop_size, seed)
     while (left := run.remaining()) > 0:
         pop = algorithm.ask()
+        if pop is None or len(pop) == 0:  # every offspring is a duplicate: the space is spent
+            break
         pop = pop[: min(left, len(pop))]
         genes = np.clip(np.rint(pop.get("X")).astype(np.int64), 0, sizes - 1)
         metrics = run.measure_genes(genes)

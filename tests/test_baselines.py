@@ -195,3 +195,14 @@ def test_bad_arguments(space, workload, kwargs, match):
 def test_bad_objective(space, workload):
     with pytest.raises(ValueError, match="objective"):
         baselines.nsga2_search(space, workload, "area", FREE)
+
+
+def test_nsga2_stops_when_a_tiny_space_is_spent():
+    """On a space smaller than one population, NSGA-II runs out of new designs and stops."""
+    space = Space.from_dict({"rows": [8, 16], "cols": [8, 16], "w_bits": [8], "a_bits": [8]})
+    wl = layers.workload([layers.gemm("g", m=32, k=32, n=32)])
+    res = baselines.nsga2_search(
+        space, wl, "edp", obj.Budgets(), evaluations=500, pop_size=8, seed=0
+    )
+    assert 0 < res.evaluations < 500
+    assert res.best is not None
