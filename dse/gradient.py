@@ -160,7 +160,7 @@ def _load(path: Path, fingerprint: str) -> dict | None:
         state = pickle.load(f)
     if state.get("fingerprint") != fingerprint:
         raise ValueError(
-            f"checkpoint {str(path)!r} belongs to a different search; use another --checkpoint"
+            f"checkpoint {str(path)!r} belongs to a different search; use another checkpoint folder"
         )
     return state
 
