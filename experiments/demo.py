@@ -133,8 +133,9 @@ def summary_md(run: Run, rows, problem, grad, measured, miss, rand, rand_measure
     if narrow:
         lines += [
             "",
-            f"{', '.join(narrow)} accumulate in fewer than 24 bits: INT8 sums wrap around "
-            "there (executed bit for bit), which is what the accuracy shows.",
+            f"{', '.join(narrow)} {'accumulates' if len(narrow) == 1 else 'accumulate'} in "
+            "fewer than 24 bits: INT8 sums wrap around there (executed bit for bit), which is "
+            "what the accuracy shows.",
         ]
     lines += [
         "",
