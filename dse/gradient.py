@@ -94,11 +94,15 @@ def _build(problem: Problem, settings: GradientSettings):
     t0, t1 = settings.temperature_start, settings.temperature_end
     total_steps = settings.chunks * settings.legalize_every
 
+    n = -(-settings.starts // len(jax.devices())) * len(jax.devices())
+    exponents = relax.start_exponents(problem.space, problem.objective, n)
+
     def steps(params, opt_state, dataflow, chunk):
         def total(p, i):
             frac = (chunk * settings.legalize_every + i) / total_steps
             ar = relax.smooth(t0 * (t1 / t0) ** frac)
-            return jnp.sum(jax.vmap(lambda q, d: relax.loss(problem, q, d, ar))(p, dataflow))
+            loss = jax.vmap(lambda q, d, e: relax.loss(problem, q, d, ar, e))
+            return jnp.sum(loss(p, dataflow, exponents))
 
         def body(i, carry):
             p, s = carry

@@ -18,6 +18,10 @@ The loss of one start is
     log objective(E, L) + mu * sum_b hinge(log(value_b / limit_b))**2
                         + mu * sum_l hinge(-slack_l / capacity)**2
 
+where, for EDP, half the starts minimize ``log E + log L`` and the others
+``log E + a log L`` with ``a`` in ``EDP_EXPONENTS`` (points along the latency-energy front, for
+the Pareto front and its hypervolume; the best design is still chosen by exact EDP).
+
 with totals ``E``, ``L`` from ``hw.evaluate`` in smooth arithmetic (``Arith.smooth(t)``) and
 the slack of the double-buffered tiles in their buffers (``hw.memory.capacity_slack``).
 """
@@ -160,11 +164,27 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     return m, fit_pen
 
 
-def loss(problem: Problem, params: Params, dataflow, ar: Arith):
-    """The loss of one start (see the module docstring)."""
+EDP_EXPONENTS = (1.0, 1.0, 1.0, 1.0, 0.5, 2.0, 0.25, 4.0)
+"""Latency exponents ``a`` of the starts' EDP objectives ``E * L**a``, in turn: half the starts
+minimize EDP itself, the others points along the latency-energy front around it."""
+
+
+def start_exponents(space: Space, objective: str, n: int) -> np.ndarray:
+    """Each start's latency exponent (1 for every start unless the objective is EDP)."""
+    if objective != "edp":
+        return np.ones(n)
+    block = np.arange(n) // len(space.dataflow)
+    return np.asarray(EDP_EXPONENTS)[block % len(EDP_EXPONENTS)]
+
+
+def loss(problem: Problem, params: Params, dataflow, ar: Arith, exponent=1.0):
+    """The loss of one start (see the module docstring); for EDP, ``log E + exponent log L``."""
     m, fit_pen = smooth_metrics(problem, params, dataflow, ar)
-    value = obj.objective(m, problem.objective)
-    return jnp.log(value) + MU * (obj.penalty(m, problem.budgets) + fit_pen)
+    if problem.objective == "edp":
+        value = jnp.log(m["energy_j"]) + exponent * jnp.log(m["latency_s"])
+    else:
+        value = jnp.log(obj.objective(m, problem.objective))
+    return value + MU * (obj.penalty(m, problem.budgets) + fit_pen)
 
 
 # The unjitted cost model: inside the search's own jit the temperature may be traced.
