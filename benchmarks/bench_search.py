@@ -145,7 +145,7 @@ def part2(seed: int) -> None:
             best = r.best_metrics["edp_js"] if r.best else float("nan")
             print(
                 f"| {name} | {method} | {r.evaluations} | {r.wall_s:.1f} | {best:.4g} "
-                f"| {hv[method]:.3f} |",
+                f"| {hv[method]:.4f} |",
                 flush=True,
             )
 
