@@ -28,39 +28,17 @@ import platform
 import jax
 
 from dse import baselines, gradient, pareto
-from dse import design as dz
-from dse import objective as obj
 from dse.relax import Problem
-from dse.space import Space
+from dse.space import load_space
+from experiments.exp_search_baselines import LARGE, SMALL, budgets_for, cnn_stem
 from hw import layers
 from models import zoo
 
-SMALL = {
-    "base": "edge-tpu-like",
-    "rows": {"min": 4, "max": 256, "pow2": True},
-    "cols": {"min": 4, "max": 256, "pow2": True},
-    "dataflow": ["os", "ws", "is"],
-    "sram_kib": {"min": 32, "max": 8192, "pow2": True},
-    "clock_mhz": [400, 800],
-    "w_bits": [4, 8],
-    "a_bits": [4, 8],
-    "per_layer_bits": False,
-}
-LARGE = {
-    "base": "edge-tpu-like",
-    "rows": {"min": 8, "max": 256, "pow2": True},
-    "cols": {"min": 8, "max": 256, "pow2": True},
-    "dataflow": ["os", "ws", "is"],
-    "sram_kib": {"min": 64, "max": 8192, "pow2": True},
-    "clock_mhz": [200, 400, 600, 800, 1000],
-    "w_bits": [4, 8],
-    "a_bits": [4, 8],
-}
-
 
 def small_workloads() -> dict:
+    """The six workloads of part 1, as Workloads."""
     conv = layers.conv2d
-    return {
+    chains = {
         "resnet conv3x3 28x28x128": [
             conv("c", ifmap_h=30, ifmap_w=30, channels=128, num_filters=128, filter_h=3, filter_w=3)
         ],
@@ -88,28 +66,18 @@ def small_workloads() -> dict:
             layers.gemm("ffn1", m=128, k=768, n=3072),
             layers.gemm("ffn2", m=128, k=3072, n=768),
         ],
-        "cnn stem 3 layers": [
-            conv("c1", ifmap_h=34, ifmap_w=34, channels=3, num_filters=32, filter_h=3, filter_w=3),
-            conv("c2", ifmap_h=34, ifmap_w=34, channels=32, num_filters=64, filter_h=3, filter_w=3),
-            layers.dense("fc", in_features=4096, out_features=10),
-        ],
+    }
+    return {name: layers.workload(c) for name, c in chains.items()} | {
+        "cnn stem 3 layers": cnn_stem()
     }
 
 
-def budgets_for(space: Space, workload) -> obj.Budgets:
-    """Latency at most the base preset's; power at most 1.5x the base preset's."""
-    base = dz.base_design(space, workload)
-    m = dz.metrics(dz.evaluate(space.base_config(), workload, base))
-    return obj.Budgets(max_latency_s=float(m["latency_s"]), max_power_w=1.5 * float(m["power_w"]))
-
-
 def part1(seed: int) -> None:
-    space = Space.from_dict(SMALL)
+    space = load_space(SMALL)
     print(f"## Part 1: gradient vs exhaustive ({space.num_hardware_points} designs per space)\n")
     print("| workload | exhaustive EDP (J*s) | gradient EDP | gap | exhaustive s | gradient s |")
     print("|---|---|---|---|---|---|")
-    for name, chain in small_workloads().items():
-        wl = layers.workload(chain)
+    for name, wl in small_workloads().items():
         b = budgets_for(space, wl)
         ex = baselines.exhaustive_search(space, wl, "edp", b, seed=seed)
         gr = gradient.run(Problem(space, wl, "edp", b), seed=seed)
@@ -123,7 +91,7 @@ def part1(seed: int) -> None:
 
 
 def part2(seed: int) -> None:
-    space = Space.from_dict(LARGE)
+    space = load_space(LARGE)
     nets = {
         "resnet18": zoo.get_network("resnet18"),
         "bert-base layer": zoo.get_network("bert_base_layer"),

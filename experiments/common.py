@@ -27,6 +27,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "pymoo", "matplotlib", "scikit-learn")
+SPACES_DIR = Path(__file__).resolve().parent / "spaces"
+"""The bundled design-space files (``edge.json``, ``enumerable.json``, ``large.json``)."""
 MODEL_CACHE_ENV = "NPU_DSE_MODEL_CACHE"
 """Environment variable naming a folder of trained models shared by all scripts."""
 

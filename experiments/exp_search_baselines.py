@@ -3,17 +3,17 @@
 Two parts, both minimizing EDP under a latency budget (the base preset's latency) and a power
 budget (1.5x the base preset's power), on ``edge-tpu-like`` as the base:
 
-a. ``small``: a space exhaustive search enumerates (``SMALL``: 7x7 arrays of 4-256 PEs per side,
-   three dataflows, nine buffer sizes from 32 KiB to 8 MiB, two clocks, W4/W8 x A4/A8, one width
-   for the network: 10,584 designs) on a three-layer CNN stem. The gradient search runs first,
-   then random search and NSGA-II with its wall time as their budget, then exhaustive search to
-   the end.
-b. ``resnet18``: ResNet-18 (``models.zoo``) on ``LARGE`` (arrays 8-256 per side, buffers
-   64 KiB-8 MiB, five clocks, per-layer W4/W8 and A4/A8: over 10**15 points): gradient, then
-   random and NSGA-II with its wall time.
+a. ``small``: a space exhaustive search enumerates (``SMALL``, ``spaces/enumerable.json``:
+   7x7 arrays of 4-256 PEs per side, three dataflows, nine buffer sizes from 32 KiB to 8 MiB,
+   two clocks, W4/W8 x A4/A8, one width for the network: 10,584 designs) on a three-layer CNN
+   stem. The gradient search runs first, then random search and NSGA-II with its wall time as
+   their budget, then exhaustive search to the end.
+b. ``resnet18``: ResNet-18 (``models.zoo``) on ``LARGE`` (``spaces/large.json``: arrays 8-256
+   per side, buffers 64 KiB-8 MiB, five clocks, per-layer W4/W8 and A4/A8: over 10**15
+   points): gradient, then random and NSGA-II with its wall time.
 
-The spaces and budgets are those of ``benchmarks/bench_search.py``. Every figure comes from the
-exact model; wall times include compilation. Hypervolume is that of the feasible
+``benchmarks/bench_search.py`` uses the same spaces, budgets and CNN stem. Every figure comes
+from the exact model; wall times include compilation. Hypervolume is that of the feasible
 latency-energy front (``dse.pareto.normalized_hypervolume``: log scale, a box shared by every
 method and time of a part, 0 to 1, higher is better), at ``CHECKPOINTS`` wall times from the
 rows each method had evaluated by then.
@@ -56,37 +56,19 @@ from dse import (
     Space,
     base_design,
     baselines,
+    load_space,
     metrics,
     pareto,
     run_gradient,
 )
 from dse import design as dz
 from experiments import search_report
-from experiments.common import Run, new_figure, parse_args
+from experiments.common import SPACES_DIR, Run, new_figure, parse_args
 from hw import layers
 from models import zoo
 
-SMALL = {
-    "base": "edge-tpu-like",
-    "rows": {"min": 4, "max": 256, "pow2": True},
-    "cols": {"min": 4, "max": 256, "pow2": True},
-    "dataflow": ["os", "ws", "is"],
-    "sram_kib": {"min": 32, "max": 8192, "pow2": True},
-    "clock_mhz": [400, 800],
-    "w_bits": [4, 8],
-    "a_bits": [4, 8],
-    "per_layer_bits": False,
-}
-LARGE = {
-    "base": "edge-tpu-like",
-    "rows": {"min": 8, "max": 256, "pow2": True},
-    "cols": {"min": 8, "max": 256, "pow2": True},
-    "dataflow": ["os", "ws", "is"],
-    "sram_kib": {"min": 64, "max": 8192, "pow2": True},
-    "clock_mhz": [200, 400, 600, 800, 1000],
-    "w_bits": [4, 8],
-    "a_bits": [4, 8],
-}
+SMALL = SPACES_DIR / "enumerable.json"
+LARGE = SPACES_DIR / "large.json"
 QUICK_SMALL = {
     "base": "edge-tpu-like",
     "rows": {"min": 8, "max": 128, "pow2": True},
@@ -109,7 +91,7 @@ FRONT_KEYS = ("latency_s", "energy_j")
 
 
 def cnn_stem():
-    """Three layers of a small CNN (``benchmarks/bench_search.py``'s ``cnn stem 3 layers``)."""
+    """Three layers of a small CNN: two 3x3 convs and a classifier."""
     conv = layers.conv2d
     return layers.workload(
         [
@@ -279,11 +261,11 @@ def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_search_baselines", args, argv)
     if args.quick:
-        small, large = Space.from_dict(QUICK_SMALL), Space.from_dict(LARGE)
+        small, large = Space.from_dict(QUICK_SMALL), load_space(LARGE)
         big = ("bert_ffn_32_tokens", gemm_chain())
         settings = (QUICK_SETTINGS, QUICK_SETTINGS)
     else:
-        small, large = Space.from_dict(SMALL), Space.from_dict(LARGE)
+        small, large = load_space(SMALL), load_space(LARGE)
         big = ("resnet18", zoo.get_network("resnet18"))
         settings = (SMALL_SETTINGS, LARGE_SETTINGS)
     stem = cnn_stem()
