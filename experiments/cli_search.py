@@ -26,9 +26,9 @@ from dse import objective as obj
 from dse.relax import Problem
 from dse.space import load_space
 from experiments import search_report, topology
+from experiments.common import versions
 
 METHODS = ("gradient", "exhaustive", "random", "nsga2")
-PACKAGES = ("jax", "flax", "optax", "numpy", "pymoo", "matplotlib")
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
@@ -103,7 +103,7 @@ def calibration_bits(space) -> tuple[int, ...]:
     return tuple(widths[:2]) or (8,)
 
 
-def recheck_accuracy(args, problem: Problem, result) -> tuple[float | None, str | None]:
+def recheck_accuracy(checkpoint, problem: Problem, result) -> tuple[float | None, str | None]:
     """Execute the best designs (by the proxy) until one meets ``--min-accuracy``.
 
     Returns the measured accuracy of the new best (``result.best`` and ``best_metrics`` are
@@ -114,7 +114,7 @@ def recheck_accuracy(args, problem: Problem, result) -> tuple[float | None, str 
     floor = problem.budgets.min_accuracy
     measured = []
     for design, metrics in result.top:
-        acc = acc_io.measure(args.checkpoint, design.w_bits.astype(int), design.a_bits.astype(int))
+        acc = acc_io.measure(checkpoint, design.w_bits.astype(int), design.a_bits.astype(int))
         measured.append(acc)
         if floor is None or acc >= floor:
             result.best, result.best_metrics = design, metrics
@@ -208,7 +208,7 @@ def run_search(args: argparse.Namespace) -> int:
         result = _search(problem, args, bar)
     checked, miss_line = None, None
     if result.best is not None and problem.accuracy is not None:
-        checked, miss_line = recheck_accuracy(args, problem, result)
+        checked, miss_line = recheck_accuracy(args.checkpoint, problem, result)
     out = summary(problem, result, checked)
     if args.out:
         _write_run(Path(args.out), args, problem, result, out, time.perf_counter() - started)
@@ -247,18 +247,6 @@ def _print_table(out: dict, source: str) -> None:
         )
 
 
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def _write_run(out_dir: Path, args, problem: Problem, result, out: dict, wall_s: float) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = search_report.result_rows(result)
@@ -275,6 +263,6 @@ def _write_run(out_dir: Path, args, problem: Problem, result, out: dict, wall_s:
         "space": problem.space.to_dict(),
         "seed": args.seed,
         "wall_s": round(wall_s, 3),
-        "versions": _versions(),
+        "versions": versions(),
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")

@@ -32,11 +32,11 @@ from dse import Budgets, GradientSettings, Problem, baselines, describe, load_sp
 from experiments import accuracy as acc_io
 from experiments import cli_models, search_report
 from experiments.cli_search import calibration_bits, recheck_accuracy
-from experiments.common import Run, parse_args, trained_model
+from experiments.common import SPACES_DIR, Run, parse_args, trained_model
 from hw import evaluate, get_preset, graph
 from models import data, train
 
-SPACE = "experiments/spaces/edge.json"
+SPACE = SPACES_DIR / "edge.json"
 DEFAULT_POWER_W = 0.5
 ACCURACY_MARGIN = 0.01
 PRECISIONS = {"float": None, "int8": 8, "int4": 4}
@@ -86,19 +86,17 @@ def default_budgets(rows: list[dict], float_acc: float) -> Budgets:
     )
 
 
-def search(run: Run, folder, budgets: Budgets, quick: bool, seed: int):
-    """Gradient search, its accuracy re-check, then random search for the same wall time."""
-    space = load_space(SPACE)
+def search(space, folder, budgets: Budgets, quick: bool, seed: int):
+    """Gradient search, its accuracy re-check, then random search with as many evaluations."""
     wl, proxy, _ = acc_io.calibrate(folder, bits=calibration_bits(space))
     problem = Problem(space, wl, "energy", budgets, proxy)
     settings = GradientSettings(starts=32 if quick else 64, steps=120 if quick else 240)
     grad = run_gradient(problem, settings, seed=seed)
-    args = type("Args", (), {"checkpoint": str(folder)})
-    measured, miss = recheck_accuracy(args, problem, grad)
+    measured, miss = recheck_accuracy(folder, problem, grad)
     rand = baselines.random_search(
         space, wl, "energy", budgets, evaluations=grad.evaluations, seed=seed, accuracy=proxy
     )
-    rand_measured, _ = recheck_accuracy(args, problem, rand)
+    rand_measured, _ = recheck_accuracy(folder, problem, rand)
     return problem, grad, measured, miss, rand, rand_measured
 
 
@@ -143,7 +141,7 @@ def summary_md(run: Run, rows, problem, grad, measured, miss, rand, rand_measure
         "",
         f"Minimum energy per inference with latency <= {b.max_latency_s * 1e6:.2f} us, "
         f"power <= {b.max_power_w} W and accuracy >= {b.min_accuracy} "
-        f"(space `{SPACE}`).",
+        f"(space `experiments/spaces/{SPACE.name}`).",
         "",
     ]
     if grad.best is None:
@@ -194,15 +192,16 @@ def main(argv=None) -> dict:
         rows = precision_rows(model, cfg, bar)
     run.csv("precision", rows)
     budgets = default_budgets(rows, float_acc)
+    space = load_space(SPACE)
     run.meta["config"] = {
         "model": dataclasses.asdict(cfg),
-        "space": load_space(SPACE).to_dict(),
+        "space": space.to_dict(),
         "budgets": dataclasses.asdict(budgets),
         "objective": "energy",
     }
     with tqdm(total=1, desc="design search", unit="run", file=sys.stderr, leave=False) as bar:
         problem, grad, measured, miss, rand, rand_measured = search(
-            run, folder, budgets, args.quick, args.seed
+            space, folder, budgets, args.quick, args.seed
         )
         bar.update()
     results = {"gradient": grad, "random": rand}
