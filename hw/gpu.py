@@ -64,7 +64,7 @@ import numpy as np
 
 from hw import arith, schedule, tech
 from hw.arith import EXACT, Arith
-from hw.types import Array, Workload, pytree_dataclass, static
+from hw.types import Array, Workload, WorkloadTotals, pytree_dataclass, static
 
 PRECISIONS = ("fp16", "fp32", "int8")
 """Values of ``GPUConfig.precision``."""
@@ -130,7 +130,7 @@ class GPUConfig:
 
 
 @pytree_dataclass
-class GPUReport:
+class GPUReport(WorkloadTotals):
     """Per-layer costs (shape ``(..., L)``) from :func:`evaluate_gpu`; energies in pJ."""
 
     latency_s: Array  # max(compute_s, dram_s) + launch_s
@@ -160,23 +160,6 @@ class GPUReport:
             + self.energy_dram_pj
             + (self.energy_vector_pj)
         )
-
-    @property
-    def total_latency_s(self):
-        return jnp.sum(self.latency_s, axis=-1)
-
-    @property
-    def total_energy_j(self):
-        return jnp.sum(self.energy_pj, axis=-1) * 1e-12
-
-    @property
-    def power_w(self):
-        """Average power over the workload, W."""
-        return self.total_energy_j / self.total_latency_s
-
-    @property
-    def edp_js(self):
-        return self.total_energy_j * self.total_latency_s
 
     @property
     def data_movement_share(self):

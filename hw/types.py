@@ -161,8 +161,30 @@ class Mapping:
     loop_order: Array  # shape=(L,) index into LOOP_ORDERS
 
 
+class WorkloadTotals:
+    """Whole-workload figures of a per-layer report with ``latency_s`` and ``energy_pj``
+    (shape ``(..., L)``); shared by the NPU's :class:`CostReport` and ``hw.gpu.GPUReport``."""
+
+    @property
+    def total_latency_s(self):
+        return jnp.sum(self.latency_s, axis=-1)
+
+    @property
+    def total_energy_j(self):
+        return jnp.sum(self.energy_pj, axis=-1) * 1e-12
+
+    @property
+    def power_w(self):
+        """Average power over the workload, W."""
+        return self.total_energy_j / self.total_latency_s
+
+    @property
+    def edp_js(self):
+        return self.total_energy_j * self.total_latency_s
+
+
 @pytree_dataclass
-class CostReport:
+class CostReport(WorkloadTotals):
     """Per-layer costs (shape ``(..., L)``) from ``hw.cost.evaluate``.
 
     Cycle counts are counts (SCALE-Sim's ``total_cycles`` is the last index, one less).
@@ -214,23 +236,6 @@ class CostReport:
             + self.energy_leak_pj
             + self.energy_host_pj
         )
-
-    @property
-    def total_latency_s(self):
-        return jnp.sum(self.latency_s, axis=-1)
-
-    @property
-    def total_energy_j(self):
-        return jnp.sum(self.energy_pj, axis=-1) * 1e-12
-
-    @property
-    def power_w(self):
-        """Average power over the workload, W."""
-        return self.total_energy_j / self.total_latency_s
-
-    @property
-    def edp_js(self):
-        return self.total_energy_j * self.total_latency_s
 
 
 def canonical(tree):
