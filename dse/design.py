@@ -39,6 +39,7 @@ from hw.types import (
     pytree_dataclass,
 )
 
+from . import accuracy as acc
 from .space import Space, sram_total_kib
 
 
@@ -139,8 +140,6 @@ def evaluate_population(
     reports = jax.vmap(lambda d: evaluate(base, workload, d, ar))(designs)
     m = metrics(reports)
     if accuracy is not None:
-        from . import accuracy as acc
-
         m["accuracy"] = jax.vmap(lambda d: acc.predict(accuracy, d.w_bits, d.a_bits))(designs)
     return m
 

@@ -38,6 +38,7 @@ from hw import cost, memory
 from hw.arith import Arith
 from hw.types import Mapping, NPUConfig, Workload, pytree_dataclass
 
+from . import accuracy
 from . import design as dz
 from . import objective as obj
 from .legal import CONTINUOUS_KEYS
@@ -153,8 +154,6 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
         "area_mm2": rep.area_mm2,
     }
     if problem.accuracy is not None:
-        from . import accuracy
-
         m["accuracy"] = accuracy.predict(problem.accuracy, d.w_bits, d.a_bits)
     per_layer = dataclasses.replace(config, w_bits=d.w_bits, a_bits=d.a_bits)
     slack = memory.capacity_slack(per_layer, Mapping(*tiles, mp.loop_order))
