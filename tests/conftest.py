@@ -1,7 +1,9 @@
-"""Shared fixtures: the SCALE-Sim reference rows (skipped with a reason when absent)."""
+"""Shared fixtures: the SCALE-Sim reference rows (skipped with a reason when absent) and one
+folder of trained models for every experiment's smoke test."""
 
 import pytest
 
+from experiments.common import MODEL_CACHE_ENV
 from experiments.reference import load_reference, reference_path
 
 
@@ -11,3 +13,16 @@ def reference_rows():
     if not path.exists():
         pytest.skip(f"SCALE-Sim reference data not found at {path} (set NPU_DSE_REFERENCE)")
     return load_reference(path)
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir(tmp_path_factory):
+    """One folder of trained quick models for the whole session (trained on first use)."""
+    return tmp_path_factory.getbasetemp() / "model_cache"
+
+
+@pytest.fixture
+def model_cache(model_cache_dir, monkeypatch):
+    """``NPU_DSE_MODEL_CACHE`` pointed at :func:`model_cache_dir` for one test."""
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(model_cache_dir))
+    return model_cache_dir

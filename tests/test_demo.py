@@ -3,17 +3,7 @@
 import csv
 import json
 
-import pytest
-
 from experiments import demo, run_all
-from experiments.common import MODEL_CACHE_ENV
-
-
-@pytest.fixture
-def model_cache(tmp_path_factory, monkeypatch):
-    folder = tmp_path_factory.getbasetemp() / "model_cache"
-    monkeypatch.setenv(MODEL_CACHE_ENV, str(folder))
-    return folder
 
 
 def test_demo_quick_writes_the_run_folder(tmp_path, model_cache):
@@ -36,9 +26,9 @@ def test_demo_quick_writes_the_run_folder(tmp_path, model_cache):
     summary = (tmp_path / "summary.md").read_text()
     assert "## Design search" in summary and "edge-tpu-like" in summary
     assert 0 < headline["float_accuracy"] <= 1
-    if headline["best_energy_j"] is not None:  # a chosen design meets the floor when executed
-        floor = meta["config"]["budgets"]["min_accuracy"]
-        assert headline["best_accuracy_measured"] >= floor
+    # The search finds a design under the default budgets, and it meets the floor when executed.
+    assert headline["best_energy_j"] is not None
+    assert headline["best_accuracy_measured"] >= meta["config"]["budgets"]["min_accuracy"]
 
 
 def test_run_all_reports_results_and_failures(tmp_path, model_cache, monkeypatch):

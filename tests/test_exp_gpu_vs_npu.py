@@ -5,15 +5,6 @@ import csv
 import pytest
 
 from experiments import exp_gpu_vs_npu
-from experiments.common import MODEL_CACHE_ENV
-
-
-@pytest.fixture
-def model_cache(tmp_path_factory, monkeypatch):
-    """One folder of trained quick models for the whole session (trained on first use)."""
-    folder = tmp_path_factory.getbasetemp() / "model_cache"
-    monkeypatch.setenv(MODEL_CACHE_ENV, str(folder))
-    return folder
 
 
 def _rows(path):

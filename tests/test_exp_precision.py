@@ -28,10 +28,10 @@ COLUMNS = {
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, model_cache_dir):
     out = tmp_path_factory.mktemp("exp_precision")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(MODEL_CACHE_ENV, str(tmp_path_factory.mktemp("models")))
+        mp.setenv(MODEL_CACHE_ENV, str(model_cache_dir))
         headline = exp_precision.main(["--quick", "--out", str(out / "run")])
     return out / "run", headline
 
