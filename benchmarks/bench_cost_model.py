@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/bench_cost_model.py [--designs 4096] [--repeats 7]``
 (about a minute on a 2-core CPU). The workload is ResNet-18's 20 conv layers
-(``experiments/topologies/resnet18.csv``); each call evaluates every layer on every one of
+(``npu_dse/data/topologies/resnet18.csv``); each call evaluates every layer on every one of
 ``--designs`` random designs (array 4-256 per side, all three dataflows, 16 KiB-16 MiB buffers,
 1-256 GB/s, 2-16-bit operands), jitted and vmapped over the designs. Three figures, medians of
 ``--repeats`` timed calls after one warm-up (compilation) call:
@@ -26,10 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.topology import bundled, load_workload
 from hw import cost, presets
 from hw.arith import Arith
 from hw.types import canonical
+from npu_dse.workloads import bundled, load_workload
 
 
 def random_designs(n: int, seed: int):

@@ -30,9 +30,10 @@ import jax
 from dse import baselines, gradient, pareto
 from dse.relax import Problem
 from dse.space import load_space
-from experiments.exp_search_baselines import LARGE, SMALL, budgets_for, cnn_stem
 from hw import layers
 from models import zoo
+from npu_dse.search import budgets_for
+from npu_dse.workloads import bundled, bundled_space, load_workload
 
 
 def small_workloads() -> dict:
@@ -68,12 +69,12 @@ def small_workloads() -> dict:
         ],
     }
     return {name: layers.workload(c) for name, c in chains.items()} | {
-        "cnn stem 3 layers": cnn_stem()
+        "cnn stem 3 layers": load_workload(bundled("cnn_stem.json"))[0]
     }
 
 
 def part1(seed: int) -> None:
-    space = load_space(SMALL)
+    space = load_space(bundled_space("enumerable.json"))
     print(f"## Part 1: gradient vs exhaustive ({space.num_hardware_points} designs per space)\n")
     print("| workload | exhaustive EDP (J*s) | gradient EDP | gap | exhaustive s | gradient s |")
     print("|---|---|---|---|---|---|")
@@ -91,7 +92,7 @@ def part1(seed: int) -> None:
 
 
 def part2(seed: int) -> None:
-    space = load_space(LARGE)
+    space = load_space(bundled_space("large.json"))
     nets = {
         "resnet18": zoo.get_network("resnet18"),
         "bert-base layer": zoo.get_network("bert_base_layer"),

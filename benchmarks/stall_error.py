@@ -16,8 +16,8 @@ import platform
 
 import numpy as np
 
-from experiments.reference import design_for, gemm_workload, load_reference
 from hw import cost
+from npu_dse.reference import design_for, gemm_workload, load_reference
 
 
 def _cycles(row, model: str) -> float:

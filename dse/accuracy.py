@@ -10,7 +10,7 @@ weight widths ``w_l`` and activation widths ``a_l`` is
     accuracy = float_accuracy - sum_l sens_w[l] 4^(-w_l) - sum_l sens_a[l] 4^(-a_l)
 
 with one sensitivity per layer and operand, fitted to the accuracy measured by executing the
-model with one layer narrowed at a time (:func:`fit`; ``experiments.accuracy.calibrate``).
+model with one layer narrowed at a time (:func:`fit`; ``npu_dse.calibration.calibrate``).
 Widths may be fractional, so the proxy is smooth in them; reported accuracies come from
 executing the chosen designs.
 

@@ -1,1 +1,1 @@
-"""npu-dse experiments, file formats and the command-line interface."""
+"""npu-dse experiment scripts: one per figure or table, the demo and ``run_all``."""

@@ -21,14 +21,12 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-PACKAGES = ("jax", "flax", "optax", "numpy", "pymoo", "matplotlib", "scikit-learn")
-SPACES_DIR = Path(__file__).resolve().parent / "spaces"
-"""The bundled design-space files (``edge.json``, ``enumerable.json``, ``large.json``)."""
+from npu_dse.rundir import versions
+
 MODEL_CACHE_ENV = "NPU_DSE_MODEL_CACHE"
 """Environment variable naming a folder of trained models shared by all scripts."""
 
@@ -44,16 +42,6 @@ def parse_args(doc: str, argv=None, extra=None) -> argparse.Namespace:
     if extra is not None:
         extra(parser)
     return parser.parse_args(argv)
-
-
-def versions() -> dict:
-    out = {"python": sys.version.split()[0]}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 class Run:
@@ -148,3 +136,19 @@ def trained_model(kind: str, quick: bool, out: Path, seed: int = 0, progress=Non
     train.train_and_evaluate(cfg, folder, progress=progress)
     model, cfg = train.load_checkpoint(folder)
     return model, cfg, folder
+
+
+def trained_workload(kind: str, quick: bool, out, seed: int):
+    """The batch-1 workload of the trained ``cnn`` or ``transformer`` (trained if needed)."""
+    from tqdm import tqdm
+
+    from hw import graph
+    from models import data
+
+    bar = tqdm(desc=f"train {kind}", unit="epoch", file=sys.stderr, leave=False)
+    with bar:
+        model, cfg, _ = trained_model(
+            kind, quick, out, seed, progress=lambda epoch, _m: bar.update(epoch - bar.n)
+        )
+    shape = data.load(cfg.model).x_test.shape[1:]
+    return graph.workload(model.to_graph(), (1, *shape))

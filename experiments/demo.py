@@ -4,7 +4,7 @@
 2. Evaluate it at float, INT8 and INT4 on every NPU preset: accuracy by executing the
    quantized model bit-accurately (``hw.run_model``), latency, energy, power and TOPS/W of one
    inference from the exact cost model. The float row costs the design at 16-bit widths.
-3. Search ``experiments/spaces/edge.json`` (arrays, dataflow, buffer, per-layer widths and
+3. Search ``npu_dse/data/spaces/edge.json`` (arrays, dataflow, buffer, per-layer widths and
    tiles) for the lowest-energy design of one inference under default budgets: latency at most
    the ``edge-tpu-like`` preset's at INT8, average power at most ``DEFAULT_POWER_W`` and
    accuracy at most one point below float (proxy calibrated by execution, the chosen design
@@ -29,21 +29,26 @@ import numpy as np
 from tqdm import tqdm
 
 from dse import Budgets, GradientSettings, Problem, baselines, describe, load_space, run_gradient
-from experiments import accuracy as acc_io
-from experiments import cli_models, search_report
-from experiments.cli_search import calibration_bits, recheck_accuracy
-from experiments.common import SPACES_DIR, Run, parse_args, trained_model
+from experiments.common import Run, parse_args, trained_model
 from hw import evaluate, get_preset, graph
 from models import data, train
+from npu_dse import calibration as acc_io
+from npu_dse import plots as search_report
+from npu_dse.calibration import calibration_bits, recheck_accuracy
+from npu_dse.designs import DesignFile
+from npu_dse.evaluate import evaluate as evaluate_on_npu
+from npu_dse.rundir import write_atomic
+from npu_dse.search import design_file
+from npu_dse.workloads import bundled_space
 
-SPACE = SPACES_DIR / "edge.json"
+SPACE = bundled_space("edge.json")
 DEFAULT_POWER_W = 0.5
 ACCURACY_MARGIN = 0.01
 PRECISIONS = {"float": None, "int8": 8, "int4": 4}
 NPU_PRESETS = ("edge-tpu-like", "tpu-v1-like", "eyeriss-like")
 
 
-def precision_rows(model, cfg, bar) -> list[dict]:
+def precision_rows(model, cfg, folder, bar) -> list[dict]:
     """Accuracy and cost of one inference per preset and precision."""
     ds = data.load(cfg.model)
     float_acc = float(train.evaluate(model, ds.x_test, ds.y_test)["accuracy"])
@@ -59,7 +64,7 @@ def precision_rows(model, cfg, bar) -> list[dict]:
                 r = {"accuracy": float_acc, "latency_s": float(rep.total_latency_s)}
                 r |= {"energy_j": float(rep.total_energy_j), "macs": float(np.sum(rep.macs))}
             else:
-                r = cli_models.evaluate_on_npu(model, cfg, npu, preset)
+                r = evaluate_on_npu(folder, DesignFile(npu), preset).to_dict()
             rows.append(
                 {
                     "preset": preset,
@@ -141,7 +146,7 @@ def summary_md(run: Run, rows, problem, grad, measured, miss, rand, rand_measure
         "",
         f"Minimum energy per inference with latency <= {b.max_latency_s * 1e6:.2f} us, "
         f"power <= {b.max_power_w} W and accuracy >= {b.min_accuracy} "
-        f"(space `experiments/spaces/{SPACE.name}`).",
+        f"(space `npu_dse/data/spaces/{SPACE.name}`).",
         "",
     ]
     if grad.best is None:
@@ -173,7 +178,8 @@ def summary_md(run: Run, rows, problem, grad, measured, miss, rand, rand_measure
         "- `precision.csv`: the table above; `evaluations.csv`: every evaluated design.",
         "- `pareto.png` / `.svg`: latency against energy; `accuracy_energy.png` / `.svg`; "
         "`search_trace.png` / `.svg`: best energy against wall time.",
-        "- `best.json`: the chosen design; `run.json`: command, seed, versions.",
+        "- `best.json`: the chosen design as a design file (`npu-dse simulate --design`); "
+        "`search.json`: its figures; `run.json`: command, seed, versions.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -189,7 +195,7 @@ def main(argv=None) -> dict:
     float_acc = float(train.evaluate(model, ds.x_test, ds.y_test)["accuracy"])
     n = len(NPU_PRESETS) * len(PRECISIONS)
     with tqdm(total=n, desc="evaluate on presets", file=sys.stderr, leave=False) as bar:
-        rows = precision_rows(model, cfg, bar)
+        rows = precision_rows(model, cfg, folder, bar)
     run.csv("precision", rows)
     budgets = default_budgets(rows, float_acc)
     space = load_space(SPACE)
@@ -211,11 +217,15 @@ def main(argv=None) -> dict:
     if grad.best is not None:
         labels["best energy"] = grad.best_metrics | _hardware_fields(problem, grad)
     write_plots(run, problem, results, labels)
-    best = None
+    found = None
     if grad.best is not None:
-        best = describe(problem.space, grad.best, problem.workload) | grad.best_metrics
-        best["accuracy_measured"] = measured
-    (run.out / "best.json").write_text(json.dumps(best, indent=2, default=float) + "\n")
+        found = describe(problem.space, grad.best, problem.workload) | grad.best_metrics
+        found["accuracy_measured"] = measured
+        best = design_file(problem, grad.best)
+        run.files.append(write_atomic(run.out / "best.json", json.dumps(best, indent=2) + "\n"))
+    run.files.append(
+        write_atomic(run.out / "search.json", json.dumps(found, indent=2, default=float) + "\n")
+    )
     (run.out / "summary.md").write_text(
         summary_md(run, rows, problem, grad, measured, miss, rand, rand_measured)
     )

@@ -49,8 +49,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from experiments.common import Run, new_figure, parse_args
-from experiments.exp_gpu_vs_npu import trained_workload
+from experiments.common import Run, new_figure, parse_args, trained_workload
 from hw import canonical, default_mapping, evaluate, get_preset
 from models import get_network
 

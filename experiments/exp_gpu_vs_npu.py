@@ -61,9 +61,9 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from experiments.common import Run, new_figure, parse_args, trained_model
-from hw import canonical, evaluate, evaluate_gpu, get_gpu_preset, get_preset, graph, layers, tech
-from models import data, get_network
+from experiments.common import Run, new_figure, parse_args, trained_workload
+from hw import canonical, evaluate, evaluate_gpu, get_gpu_preset, get_preset, layers, tech
+from models import get_network
 
 TRAINED = ("cnn", "transformer")
 ZOO = ("resnet18", "bert_base_layer")
@@ -84,17 +84,6 @@ PRECISION_STUDIES = (  # (design, higher precision, lower precision)
     ("tpu-v1-like", "int8", "int4"),
 )
 CLAIM_RATIO = 10.0
-
-
-def trained_workload(kind: str, quick: bool, out, seed: int):
-    """The batch-1 workload of the trained ``cnn`` or ``transformer`` (trained if needed)."""
-    bar = tqdm(desc=f"train {kind}", unit="epoch", file=sys.stderr, leave=False)
-    with bar:
-        model, cfg, _ = trained_model(
-            kind, quick, out, seed, progress=lambda epoch, _m: bar.update(epoch - bar.n)
-        )
-    shape = data.load(cfg.model).x_test.shape[1:]
-    return graph.workload(model.to_graph(), (1, *shape))
 
 
 def _gpu(name: str, precision: str):

@@ -11,7 +11,7 @@ Network: the trained digits CNN (``trained_model``; the quick one with ``--quick
 * Searched mixed widths: the gradient search (``dse.run_gradient``) over per-layer weight and
   activation widths in ``SEARCH_BITS`` on the fixed ``edge-tpu-like`` hardware, minimizing
   energy, for accuracy floors ``float - 0.5, 1, 2, 5`` points. The floor is enforced through
-  the accuracy proxy (``dse.accuracy``), calibrated by ``experiments.accuracy.calibrate`` at
+  the accuracy proxy (``dse.accuracy``), calibrated by ``npu_dse.calibration.calibrate`` at
   ``calibration_bits(space)``; the search's best designs (``result.top``) are then executed and
   the first whose measured accuracy meets the floor is chosen (``npu-dse search``'s re-check).
   Every design of ``result.top`` is measured, for the proxy error statistics.
@@ -67,10 +67,10 @@ from tqdm import tqdm
 from dse import Budgets, GradientSettings, Problem, Space, base_design, mapper, pareto, run_gradient
 from dse import accuracy as proxy_model
 from dse import design as dz
-from experiments import accuracy as acc_io
-from experiments.cli_search import calibration_bits
 from experiments.common import Run, new_figure, parse_args, trained_model
 from hw import evaluate
+from npu_dse import calibration as acc_io
+from npu_dse.calibration import calibration_bits
 
 PRESET = "edge-tpu-like"
 UNIFORM_BITS = (16, 8, 6, 4, 2)

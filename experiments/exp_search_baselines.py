@@ -50,25 +50,23 @@ import numpy as np
 from tqdm import tqdm
 
 from dse import (
-    Budgets,
     GradientSettings,
     Problem,
     Space,
-    base_design,
     baselines,
     load_space,
-    metrics,
     pareto,
     run_gradient,
 )
-from dse import design as dz
-from experiments import search_report
-from experiments.common import SPACES_DIR, Run, new_figure, parse_args
+from experiments.common import Run, new_figure, parse_args
 from hw import layers
 from models import zoo
+from npu_dse import plots as search_report
+from npu_dse.search import budgets_for
+from npu_dse.workloads import bundled, bundled_space, load_workload
 
-SMALL = SPACES_DIR / "enumerable.json"
-LARGE = SPACES_DIR / "large.json"
+SMALL = bundled_space("enumerable.json")
+LARGE = bundled_space("large.json")
 QUICK_SMALL = {
     "base": "edge-tpu-like",
     "rows": {"min": 8, "max": 128, "pow2": True},
@@ -90,29 +88,11 @@ CHECKPOINTS = 24  # wall times at which the hypervolume is taken
 FRONT_KEYS = ("latency_s", "energy_j")
 
 
-def cnn_stem():
-    """Three layers of a small CNN: two 3x3 convs and a classifier."""
-    conv = layers.conv2d
-    return layers.workload(
-        [
-            conv("c1", ifmap_h=34, ifmap_w=34, channels=3, num_filters=32, filter_h=3, filter_w=3),
-            conv("c2", ifmap_h=34, ifmap_w=34, channels=32, num_filters=64, filter_h=3, filter_w=3),
-            layers.dense("fc", in_features=4096, out_features=10),
-        ]
-    )
-
-
 def gemm_chain():
     """Two GEMMs of a BERT-base feed-forward block at 32 tokens (the ``--quick`` large part)."""
     return layers.workload(
         [layers.gemm("ffn1", m=32, k=768, n=3072), layers.gemm("ffn2", m=32, k=3072, n=768)]
     )
-
-
-def budgets_for(space: Space, workload) -> Budgets:
-    """Latency at most the base preset's; power at most 1.5x the base preset's."""
-    m = metrics(dz.evaluate(space.base_config(), workload, base_design(space, workload)))
-    return Budgets(max_latency_s=float(m["latency_s"]), max_power_w=1.5 * float(m["power_w"]))
 
 
 def _bar(desc: str, unit: str = "design"):
@@ -268,7 +248,7 @@ def main(argv=None) -> dict:
         small, large = load_space(SMALL), load_space(LARGE)
         big = ("resnet18", zoo.get_network("resnet18"))
         settings = (SMALL_SETTINGS, LARGE_SETTINGS)
-    stem = cnn_stem()
+    stem, _ = load_workload(bundled("cnn_stem.json"))
     summary, hv_rows = run_part(run, "small", "cnn_stem_3_layers", stem, small, settings[0], True)
     more = run_part(run, "large", *big, large, settings[1], False)
     summary, hv_rows = summary + more[0], hv_rows + more[1]

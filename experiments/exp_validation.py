@@ -44,8 +44,8 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments.common import Run, new_figure, parse_args
-from experiments.reference import design_for, gemm_workload, load_reference, reference_path
 from hw import cost, get_gpu_preset, get_preset, layers
+from npu_dse.reference import design_for, gemm_workload, load_reference, reference_path
 
 MEMORY_MODELS = ("scalesim", "tiled")
 

@@ -4,7 +4,7 @@ folder of trained models for every experiment's smoke test."""
 import pytest
 
 from experiments.common import MODEL_CACHE_ENV
-from experiments.reference import load_reference, reference_path
+from npu_dse.reference import load_reference, reference_path
 
 
 @pytest.fixture(scope="session")

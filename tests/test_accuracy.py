@@ -1,4 +1,4 @@
-"""The accuracy proxy (dse.accuracy) and its calibration by execution (experiments.accuracy)."""
+"""The accuracy proxy (dse.accuracy) and its calibration by execution (npu_dse.calibration)."""
 
 import json
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dse.accuracy import AccuracyModel, fit, predict
-from experiments import accuracy as measured
-from experiments.cli import main
 from models import cnn_config, train_and_evaluate
+from npu_dse import calibration as measured
+from npu_dse.cli import main
 
 SENS = AccuracyModel(np.float64(0.95), np.array([4.0, 0.0, 16.0]), np.array([0.0, 2.0, 64.0]))
 

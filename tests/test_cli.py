@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments import topology
-from experiments.cli import main
+from hw import presets
 from hw.presets import preset_names
+from npu_dse import workloads as topology
+from npu_dse.cli import main
 
 RESNET = str(topology.bundled("resnet18.csv"))
 BERT = str(topology.bundled("bert_base_layer_gemm.csv"))
@@ -143,7 +144,10 @@ def test_flags_override_the_preset(capsys):
     design = strict_json(capsys.readouterr().out)["design"]
     assert (design["rows"], design["dataflow"], design["clock_mhz"]) == (256, "ws", 350)
     sizes = (design["ifmap_sram_kib"], design["filter_sram_kib"], design["ofmap_sram_kib"])
-    assert sizes == (32, 64, 32)
+    base = presets.get_preset("tpu-v1-like")  # --sram-kib keeps the preset's proportions
+    total = float(base.ifmap_sram_kib + base.filter_sram_kib + base.ofmap_sram_kib)
+    share = (96 * float(base.ifmap_sram_kib) / total, 96 * float(base.ofmap_sram_kib) / total)
+    assert sizes == (pytest.approx(share[0]), 64, pytest.approx(share[1]))
     assert (design["w_bits"], design["a_bits"]) == (4, 8)
     assert (design["name"], design["base_preset"]) == ("custom", "tpu-v1-like")
 
@@ -233,7 +237,7 @@ def test_help_exits_0(capsys):
 
 def entry_points():
     script = Path(sys.executable).parent / "npu-dse"
-    found = [[sys.executable, "-m", "experiments.cli"]]
+    found = [[sys.executable, "-m", "npu_dse.cli"]]
     return found + ([[str(script)]] if script.exists() else [])
 
 

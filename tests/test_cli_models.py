@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments.cli import main
+from npu_dse.cli import main
 
 
 @pytest.fixture(scope="module")

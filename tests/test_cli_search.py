@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from experiments import topology
-from experiments.cli import main
+from npu_dse import workloads as topology
+from npu_dse.cli import main
 
 SPACE = {
     "rows": [8, 16, 32],
@@ -148,8 +148,10 @@ def test_run_folder(gradient_run):
     code, out, err, out_dir = gradient_run
     assert code == 0, err
     names = {p.name for p in out_dir.iterdir()}
-    assert {"evaluations.csv", "best.json", "pareto.png", "pareto.svg", "run.json"} <= names
-    assert strict_json((out_dir / "best.json").read_text()) == strict_json(out)
+    assert {"evaluations.csv", "search.json", "pareto.png", "pareto.svg", "run.json"} <= names
+    assert "best.json" not in names  # no design met the budget
+    assert not any(n.startswith(".") for n in names)
+    assert strict_json((out_dir / "search.json").read_text()) == strict_json(out)
     run_doc = json.loads((out_dir / "run.json").read_text())
     assert run_doc["seed"] == 3
     assert run_doc["args"]["max_power_w"] == 1e-3
@@ -200,3 +202,47 @@ def test_missing_workload(files, capsys):
     assert "give --workload FILE or --checkpoint DIR" in capsys.readouterr().err
     assert main(["search", "--space", files["space"], "--workload", "nope.json"]) == 2
     assert "workload file not found" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def found_run(files):
+    """A feasible random search with a run folder: its ``best.json`` is a design file."""
+    out_dir = files["root"] / "found"
+    code, out, err = search(
+        files, "--method", "random", "--evaluations", "12", "--json", "--out", str(out_dir)
+    )
+    assert code == 0, err
+    return strict_json(out), out_dir
+
+
+def test_best_json_simulates_to_the_search_figures(files, found_run):
+    doc, out_dir = found_run
+    best = strict_json((out_dir / "best.json").read_text())
+    assert best["format"] == "npu-dse-design" and set(best["layers"]) == {"g", "c"}
+    code, out, err = run(
+        ["simulate", files["workload"], "--design", str(out_dir / "best.json"), "--json"]
+    )
+    assert code == 0, err
+    total = strict_json(out)["total"]
+    for key in ("latency_s", "energy_j", "power_w", "area_mm2"):
+        assert total[key] == doc["best"][key], key  # exactly, not approximately
+
+
+def test_best_json_through_the_python_api(files, found_run):
+    from npu_dse import load_design, simulate
+
+    doc, out_dir = found_run
+    workload, _ = topology.load_workload(files["workload"])
+    sim = simulate(workload, load_design(out_dir / "best.json"))
+    assert float(sim.report.total_energy_j) == doc["best"]["energy_j"]
+    assert float(sim.report.total_latency_s) == doc["best"]["latency_s"]
+    widths = {d["name"]: (d["w_bits"], d["a_bits"]) for d in doc["best"]["layers"]}
+    assert {d["name"]: (d["w_bits"], d["a_bits"]) for d in sim.to_dict()["layers"]} == widths
+
+
+def test_out_naming_a_file_is_refused_before_any_work(files):
+    target = files["root"] / "a_file"
+    target.write_text("keep me")
+    code, out, err = search(files, "--method", "random", "--out", str(target))
+    assert code == 2 and "is a file" in err and out == ""
+    assert target.read_text() == "keep me"

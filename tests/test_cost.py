@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.reference import design_for
 from hw import cost, layers, memory, presets
 from hw.arith import EXACT, Arith
 from hw.types import Mapping, NPUConfig, canonical
+from npu_dse.reference import design_for
 
 WL = layers.workload(
     [

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from experiments import exp_validation
-from experiments.reference import REFERENCE_ENV, reference_path
+from npu_dse.reference import REFERENCE_ENV, reference_path
 
 
 def _rows(path):

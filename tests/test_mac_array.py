@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.reference import gemm_shapes, reference_path
 from hw import mac_array
 from hw.arith import EXACT
 from hw.types import DATAFLOWS
+from npu_dse.reference import gemm_shapes, reference_path
 
 
 def _model(shapes):

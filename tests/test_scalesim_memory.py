@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from experiments.reference import design_for, gemm_workload
 from hw import cost
+from npu_dse.reference import design_for, gemm_workload
 
 
 @pytest.fixture(scope="module")

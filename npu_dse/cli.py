@@ -24,20 +24,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
-import numpy as np
-
-from experiments import cli_models, cli_search, report, topology
-from hw import cost, layers, memory, presets
+from hw import presets
+from hw.checks import FULL_LOAD_GEMM, full_load_power_w
 from hw.schedule import LAYER_KINDS
-from hw.types import DATAFLOWS, Mapping, NPUConfig
-from hw.validate import MEMORY_MODELS, InvalidFieldError, validate_config, validate_workload
-
-DEFAULT_PRESET = "scalesim-32x32"
-"""The base design of ``simulate`` when no ``--preset`` is given."""
-
-FULL_LOAD_GEMM = 4096
-"""``presets`` reports power while running one ``N x N x N`` GEMM of this size (see help)."""
+from hw.types import DATAFLOWS, NPUConfig
+from hw.validate import MEMORY_MODELS
+from npu_dse import cli_models, cli_search, designs, report
+from npu_dse import workloads as topology
+from npu_dse.designs import DEFAULT_BASE as DEFAULT_PRESET
+from npu_dse.designs import DesignFile
+from npu_dse.simulate import resolve_design, simulate
 
 EXIT_USAGE = 2
 """Exit code for bad input (argparse's convention)."""
@@ -72,25 +68,24 @@ PRESETS_HELP = f"""List the named designs. Peak TOPS counts 2 ops per MAC per cy
 full load is the average power while the design runs one {_N}x{_N}x{_N} GEMM (M = K = N =
 {_N}, the cost model's default tiling) with infinite DRAM bandwidth (no stalls, as in
 SCALE-Sim's CALC mode), so the array stays busy: MAC, operand movement, SRAM, DRAM-traffic and
-leakage energy divided by the compute time."""
+leakage energy divided by the compute time. With a NAME and --json, print that preset as a
+design file (every field, the technology included), to edit and pass to --design."""
 
 
 def _add_presets_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-
-
-def full_load_power_w(config: NPUConfig) -> float:
-    """Average power of ``config`` on a square ``FULL_LOAD_GEMM`` GEMM with no DRAM stalls, W."""
-    n = FULL_LOAD_GEMM
-    wl = layers.workload([layers.gemm("full_load", m=n, k=n, n=n)])
-    return float(cost.evaluate(config, wl, stall=False).power_w)
+    p.add_argument("name", nargs="?", metavar="NAME", help="one preset, as a design file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _run_presets(args: argparse.Namespace) -> int:
-    rows = []
-    for name in presets.preset_names():
-        config = validate_config(presets.get_preset(name))
-        rows.append(report.preset_dict(config, full_load_power_w(config)))
+    if args.name is not None:
+        config = resolve_design(preset=args.name).config
+        if args.json:
+            print(json.dumps(designs.config_to_dict(config), indent=2, allow_nan=False))
+        else:
+            print(report.format_presets([report.preset_dict(config, full_load_power_w(config))]))
+        return 0
+    rows = [report.preset_dict(c, full_load_power_w(c)) for c in _preset_configs()]
     if args.json:
         note = f"full_load_power_w: {FULL_LOAD_GEMM}^3 GEMM, stall=False"
         print(json.dumps({"presets": rows, "full_load": note}, indent=2, allow_nan=False))
@@ -99,32 +94,42 @@ def _run_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preset_configs() -> list[NPUConfig]:
+    return [resolve_design(preset=name).config for name in presets.preset_names()]
+
+
 # ---- simulate -----------------------------------------------------------------------------
 
-# Command-line flag -> (config field, dtype); applied in this order after --sram-kib.
+# Command-line flag (argparse dest) -> design-file key.
 _OVERRIDES = {
-    "rows": ("rows", np.int64),
-    "cols": ("cols", np.int64),
-    "clock_mhz": ("clock_mhz", np.float64),
-    "ifmap_kib": ("ifmap_sram_kib", np.float64),
-    "filter_kib": ("filter_sram_kib", np.float64),
-    "ofmap_kib": ("ofmap_sram_kib", np.float64),
-    "dram_bw": ("dram_bw_gbps", np.float64),
-    "w_bits": ("w_bits", np.float64),
-    "a_bits": ("a_bits", np.float64),
-    "acc_bits": ("acc_bits", np.float64),
+    "rows": "rows",
+    "cols": "cols",
+    "dataflow": "dataflow",
+    "clock_mhz": "clock_mhz",
+    "sram_kib": "sram_kib",
+    "ifmap_kib": "ifmap_sram_kib",
+    "filter_kib": "filter_sram_kib",
+    "ofmap_kib": "ofmap_sram_kib",
+    "dram_bw": "dram_bw_gbps",
+    "w_bits": "w_bits",
+    "a_bits": "a_bits",
+    "acc_bits": "acc_bits",
+    "memory_model": "memory_model",
 }
 # Config field -> the flags that set it, for error messages.
-_FLAGS = {field: "--" + dest.replace("_", "-") for dest, (field, _) in _OVERRIDES.items()}
+_FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in _OVERRIDES.items()}
 _FLAGS |= {f"{b}_sram_kib": f"--sram-kib or --{b}-kib" for b in ("ifmap", "filter", "ofmap")}
-_FLAGS |= {"dataflow": "--dataflow", "memory_model": "--memory-model"}
+_FLAGS |= {"unsupported_ops": "--unsupported"}
 
 
 def add_design_args(p: argparse.ArgumentParser) -> None:
     """The design flags shared by ``simulate`` and ``evaluate`` (see :func:`design_from_args`)."""
     g = p.add_argument_group(
-        "design", f"start from --preset (default {DEFAULT_PRESET}) and override its values"
+        "design",
+        f"start from --design FILE or --preset NAME (default {DEFAULT_PRESET}) and override "
+        "single values",
     )
+    g.add_argument("--design", metavar="FILE", help="a design file (README; `presets --json NAME`)")
     g.add_argument("--preset", metavar="NAME", help=", ".join(presets.preset_names()))
     g.add_argument("--rows", type=int, metavar="R", help="MAC array rows (height)")
     g.add_argument("--cols", type=int, metavar="C", help="MAC array columns (width)")
@@ -134,7 +139,8 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         "--sram-kib",
         type=float,
         metavar="KIB",
-        help="total SRAM, KiB, split evenly into ifmap, filter and ofmap buffers",
+        help="total SRAM, KiB, split over the ifmap, filter and ofmap buffers in the design's "
+        "proportions",
     )
     for buf in ("ifmap", "filter", "ofmap"):
         g.add_argument(
@@ -189,75 +195,37 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def design_from_args(args: argparse.Namespace) -> NPUConfig:
-    """The preset (or ``DEFAULT_PRESET``) with the flags' overrides, validated."""
-    config = presets.get_preset(args.preset or DEFAULT_PRESET)
-    changes = {}
-    if args.sram_kib is not None:
-        if not args.sram_kib > 0:
-            raise ValueError(f"--sram-kib must be a number > 0 KiB, got {args.sram_kib:g}")
-        third = np.float64(args.sram_kib / 3.0)
-        changes.update(ifmap_sram_kib=third, filter_sram_kib=third, ofmap_sram_kib=third)
-    if args.dataflow is not None:
-        changes["dataflow"] = np.int64(DATAFLOWS.index(args.dataflow))
-    if args.memory_model is not None:
-        changes["memory_model"] = args.memory_model
+def design_from_args(args: argparse.Namespace) -> DesignFile:
+    """The design file or preset (default ``DEFAULT_PRESET``) with the flags' overrides."""
+    if args.sram_kib is not None and not args.sram_kib > 0:
+        raise ValueError(f"--sram-kib must be a number > 0 KiB, got {args.sram_kib:g}")
+    overrides = {key: getattr(args, dest) for dest, key in _OVERRIDES.items()}
     if args.unsupported:
-        kinds = tuple(k.strip() for k in args.unsupported.split(",") if k.strip())
-        unknown = [k for k in kinds if k not in LAYER_KINDS]
-        if unknown:
-            raise ValueError(
-                f"--unsupported: unknown layer kind {unknown[0]!r}; known: {', '.join(LAYER_KINDS)}"
-            )
-        changes["unsupported_ops"] = kinds
+        overrides["unsupported_ops"] = [k.strip() for k in args.unsupported.split(",") if k.strip()]
     if args.no_fusion:
-        changes["fusion"] = False
-    for dest, (field, dtype) in _OVERRIDES.items():
-        if getattr(args, dest) is not None:
-            changes[field] = dtype(getattr(args, dest))
-    if changes:
-        config = dataclasses.replace(config, name="custom", **changes)
+        overrides["fusion"] = False
+    preset = args.preset if args.design is not None else (args.preset or DEFAULT_PRESET)
     try:
-        return validate_config(config)
-    except InvalidFieldError as err:
-        flag = _FLAGS.get(err.field)
-        raise ValueError(f"design: {err}" + (f" (set with {flag})" if flag else "")) from None
+        return resolve_design(args.design, preset=preset, overrides=overrides, flags=_FLAGS)
+    except ValueError as err:
+        if args.design is not None and args.preset is not None:
+            raise ValueError("give --design FILE or --preset NAME, not both") from None
+        if str(err).startswith("unsupported_ops"):
+            raise ValueError(f"--unsupported: {str(err).split(': ', 1)[1]}") from None
+        raise
 
 
-def check_fits(config: NPUConfig, workload, fits) -> None:
-    """Raise naming the first layer whose smallest tiles do not fit the buffers."""
-    bad = np.flatnonzero(~np.asarray(fits))
-    if bad.size == 0:
-        return
-    i = int(bad[0])
-    lo = cost.min_tiles(config, workload)
-    smallest = Mapping(*lo, loop_order=np.zeros_like(lo[0]))
-    need = [2.0 * np.asarray(b)[i] / 1024.0 for b in memory.tile_bytes(config, smallest)]
-    have = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
-    more = f" ({bad.size - 1} more layers do not fit either)" if bad.size > 1 else ""
-    raise ValueError(
-        f"layer {workload.names[i]!r} does not fit the on-chip buffers{more}: its smallest "
-        "double-buffered tiles need ifmap/filter/ofmap "
-        f"{'/'.join(f'{x:.3g}' for x in need)} KiB, the design has "
-        f"{'/'.join(f'{float(x):.3g}' for x in have)} KiB"
-        f"{' shared' if config.unified_sram else ''}; use larger buffers (--sram-kib) or a "
-        "smaller array"
-    )
-
-
-_default_mapping = jax.jit(cost.default_mapping)
+def design_label(args: argparse.Namespace) -> str:
+    """What the design started from: the design file's name or the preset."""
+    return Path(args.design).name if args.design else (args.preset or DEFAULT_PRESET)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    config = design_from_args(args)
+    design = design_from_args(args)
     workload, _ = topology.load_workload(args.topology, gemm=args.gemm)
-    validate_workload(workload)
-    mapping = _default_mapping(config, workload)
-    rep = cost.evaluate(config, workload, mapping, stall=not args.no_stall)
-    check_fits(config, workload, rep.fits)
-    result = report.simulation_dict(config, workload, rep, mapping, args.preset or DEFAULT_PRESET)
+    sim = simulate(workload, design, stall=not args.no_stall, base=design_label(args))
+    result = sim.to_dict()
     result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}
-    result["stall"] = not args.no_stall
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
     else:
@@ -294,7 +262,9 @@ COMMANDS: tuple[Command, ...] = (
         "beside float accuracy with the cost of one inference. Example: npu-dse evaluate "
         "--checkpoint runs/cnn --preset edge-tpu-like --w-bits 8 --a-bits 8",
         functools.partial(cli_models.add_evaluate_args, add_design_args=add_design_args),
-        functools.partial(cli_models.run_evaluate, design_from_args=design_from_args),
+        functools.partial(
+            cli_models.run_evaluate, design_from_args=design_from_args, design_label=design_label
+        ),
     ),
     Command(
         "search",

@@ -139,14 +139,27 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
 
 
 def simulation_dict(
-    config: NPUConfig, workload: Workload, rep: CostReport, mapping: Mapping, base_preset: str
+    config: NPUConfig,
+    workload: Workload,
+    rep: CostReport,
+    mapping: Mapping,
+    base_preset: str,
+    layer_bits: tuple | None = None,
 ) -> dict:
-    """``{"design", "layers", "total"}`` of one simulation, Python numbers only."""
+    """``{"design", "layers", "total"}`` of one simulation, Python numbers only. Each layer
+    carries its widths (``layer_bits = (w_bits, a_bits)``, shape=(L,) each; default: the
+    design's)."""
     kinds = workload.kinds or ("",) * workload.num_layers
     layer_dicts = [
         _layer_dict(rep, mapping, i, name, kind)
         for i, (name, kind) in enumerate(zip(workload.names, kinds, strict=True))
     ]
+    n = workload.num_layers
+    if layer_bits is None:
+        layer_bits = (np.full(n, float(config.w_bits)), np.full(n, float(config.a_bits)))
+    w, a = (np.asarray(b) for b in layer_bits)
+    for d, wb, ab in zip(layer_dicts, w, a, strict=True):
+        d["w_bits"], d["a_bits"] = count(wb, "w_bits"), count(ab, "a_bits")
     energy_j = number(rep.total_energy_j, "energy_j")
     macs = sum(d["macs"] for d in layer_dicts)
     total = {

@@ -1,12 +1,12 @@
-"""Tests of experiments.topology: SCALE-Sim CSVs, the JSON workload format, error messages."""
+"""Tests of npu_dse.workloads: SCALE-Sim CSVs, the JSON workload format, error messages."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments import topology
 from hw import layers
+from npu_dse import workloads as topology
 
 CONV_HEADER = (
     "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "

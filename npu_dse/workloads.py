@@ -31,7 +31,7 @@ a ``type`` and the keyword arguments of the matching ``hw.layers`` builder (an o
     {"type": "softmax", "elems": 16384, "inputs": 1}      (also layernorm, gelu, relu, add)
     {"type": "pool", "ifmap_h": 32, "ifmap_w": 32, "channels": 16, "window": 2, "stride": 2}
 
-Bundled examples live in ``experiments/topologies/`` (see :func:`bundled`): ``resnet18.csv``
+Bundled examples live in ``npu_dse/data/topologies/`` (see :func:`bundled`): ``resnet18.csv``
 (ResNet-18 at 224x224 in SCALE-Sim's conv format with the unpadded input sizes of SCALE-Sim's
 own ``Resnet18.csv``, the classifier as a 1x1 conv), ``bert_base_layer_gemm.csv`` (one
 BERT-base encoder layer at sequence length 128: Q, K, V, O projections, attention scores and
@@ -79,7 +79,12 @@ BUILDERS: dict[str, Callable[..., layers.Layer]] = {
 
 def bundled(name: str) -> Path:
     """Path of a bundled example workload, e.g. ``bundled("resnet18.csv")``."""
-    return Path(str(importlib.resources.files("experiments") / "topologies" / name))
+    return Path(str(importlib.resources.files("npu_dse") / "data" / "topologies" / name))
+
+
+def bundled_space(name: str) -> Path:
+    """Path of a bundled design-space file, e.g. ``bundled_space("edge.json")``."""
+    return Path(str(importlib.resources.files("npu_dse") / "data" / "spaces" / name))
 
 
 def _rows(path: Path) -> list[tuple[int, list[str]]]:

@@ -8,7 +8,8 @@ import pytest
 from dse.design import base_design
 from dse.result import SearchResult
 from dse.space import Space
-from experiments.search_report import (
+from hw import layers
+from npu_dse.plots import (
     columns,
     design_label,
     plot_fronts,
@@ -16,7 +17,6 @@ from experiments.search_report import (
     result_rows,
     write_evaluations_csv,
 )
-from hw import layers
 
 
 def row(i: int, latency_s: float, energy_j: float, feasible: bool = True) -> dict:

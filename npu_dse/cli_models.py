@@ -11,16 +11,13 @@ of one inference (batch 1) on that design.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
-import numpy as np
 from tqdm import tqdm
 
-from hw import cost, graph, run_model
-from models import configs, data, set_qat, train
-
-CALIBRATION_SAMPLES = 512
+from models import configs
+from npu_dse.evaluate import evaluate
+from npu_dse.train import train, train_config
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -39,16 +36,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
 
 
-def train_config(args: argparse.Namespace) -> configs.TrainConfig:
-    """The config the flags ask for: the model's default (or quick) config, overridden."""
-    make = configs.cnn_config if args.model == "cnn" else configs.transformer_config
-    cfg = make(quick=args.quick, qat_bits=tuple(args.qat) if args.qat else None)
-    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
-    return dataclasses.replace(cfg, **changes) if changes else cfg
-
-
 def run_train(args: argparse.Namespace) -> int:
-    cfg = train_config(args)
+    qat = tuple(args.qat) if args.qat else None
+    cfg = train_config(args.model, args.quick, args.epochs, args.seed, qat)
     bar = tqdm(total=cfg.epochs, desc=f"train {cfg.model}", unit="epoch", leave=False, disable=None)
     with bar:
 
@@ -57,7 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
             bar.set_postfix(test_acc=f"{metrics['test_accuracy']:.3f}")
             bar.refresh()
 
-        final = train.train_and_evaluate(cfg, args.out, progress=progress)
+        final = train(cfg, args.out, progress=progress)
     if args.json:
         print(json.dumps(final | {"out": str(args.out)}, indent=2, allow_nan=False))
     else:
@@ -74,38 +64,9 @@ def add_evaluate_args(p: argparse.ArgumentParser, add_design_args) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def evaluate_on_npu(model, cfg: configs.TrainConfig, npu, design: str) -> dict:
-    """Float and bit-accurate accuracy on the test set, and the cost of one inference."""
-    ds = data.load(cfg.model)
-    set_qat(model, False)
-    float_acc = train.evaluate(model, ds.x_test, ds.y_test)["accuracy"]
-    qm = train.ptq(model, ds.x_train[:CALIBRATION_SAMPLES], int(npu.w_bits), int(npu.a_bits))
-    logits, _ = run_model(qm, ds.x_test, npu)
-    acc = float(np.mean(np.argmax(np.asarray(logits), -1) == ds.y_test))
-    one = cost.evaluate(npu, graph.workload(qm.model, (1, *ds.x_test.shape[1:])))
-    latency, energy = float(one.total_latency_s), float(one.total_energy_j)
-    macs = float(np.sum(one.macs))
-    return {
-        "model": cfg.model,
-        "design": design,
-        "w_bits": int(npu.w_bits),
-        "a_bits": int(npu.a_bits),
-        "test_samples": int(len(ds.y_test)),
-        "accuracy": acc,
-        "float_accuracy": float(float_acc),
-        "latency_s": latency,
-        "energy_j": energy,
-        "power_w": energy / latency,
-        "tops_per_w": 2 * macs / energy / 1e12,
-        "area_mm2": float(one.area_mm2),
-        "macs": int(macs),
-    }
-
-
-def run_evaluate(args: argparse.Namespace, design_from_args) -> int:
-    model, cfg = train.load_checkpoint(args.checkpoint)
-    npu = design_from_args(args)
-    result = evaluate_on_npu(model, cfg, npu, design=args.preset or npu.name)
+def run_evaluate(args: argparse.Namespace, design_from_args, design_label) -> int:
+    design = design_from_args(args)
+    result = evaluate(args.checkpoint, design, design_label(args)).to_dict()
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
         return 0

@@ -25,10 +25,12 @@ from typing import NamedTuple
 import numpy as np
 
 from dse import accuracy
-from experiments.cli_models import CALIBRATION_SAMPLES
 from hw import engine, graph, presets
 from hw.types import NPUConfig, Workload
 from models import data, set_qat, train
+
+CALIBRATION_SAMPLES = 512
+"""Training samples that calibrate post-training quantization."""
 
 logger = logging.getLogger(__name__)
 
@@ -181,3 +183,33 @@ def calibrate(
         "calibration_time_s": time.perf_counter() - t0,
     }
     return wl, proxy, info
+
+
+def calibration_bits(space) -> tuple[int, ...]:
+    """Widths the accuracy proxy is calibrated at: the two narrowest of the space (the proxy
+    must be right where it is most optimistic), and 8 when the space is all wider."""
+    widths = sorted({int(b) for b in (*space.w_bits, *space.a_bits) if b < 16})
+    return tuple(widths[:2]) or (8,)
+
+
+def recheck_accuracy(checkpoint, problem, result) -> tuple[float | None, str | None]:
+    """Execute the best designs (by the proxy) until one meets ``--min-accuracy``.
+
+    Returns the measured accuracy of the new best (``result.best`` and ``best_metrics`` are
+    replaced by it), or ``(None, line)`` when none of the kept designs passes.
+    """
+    floor = problem.budgets.min_accuracy
+    measured = []
+    for design, metrics in result.top:
+        acc = measure(checkpoint, design.w_bits.astype(int), design.a_bits.astype(int))
+        measured.append(acc)
+        if floor is None or acc >= floor:
+            result.best, result.best_metrics = design, metrics
+            return acc, None
+    result.best = result.best_metrics = None
+    line = (
+        f"no feasible design: the accuracy budget {floor} could not be met; the "
+        f"{len(measured)} best designs by the proxy measure at most {max(measured):.4f} when "
+        "executed"
+    )
+    return None, line

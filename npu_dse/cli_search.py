@@ -1,0 +1,154 @@
+"""``npu-dse search``: find the best design of a space for a workload under budgets.
+
+The methods (``dse.gradient``, ``dse.baselines``) share the exact cost model, the space and
+the budgets. Output: a table (or one JSON object with ``--json``) with the best feasible
+design, its exact figures, the number of exact evaluations, the wall time, the method and the
+seed. With ``--out DIR`` the run folder holds ``evaluations.csv`` (every exactly evaluated
+design), ``best.json``, ``pareto.png``/``.svg`` (latency against energy, best design
+labelled), ``search_trace.png``/``.svg`` and ``run.json`` (arguments, space, seed, package
+versions). When no design meets the budgets the exit code is still 0, ``best`` is null and one
+line names the budget the closest design misses, and by how much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dse import gradient
+from dse import objective as obj
+from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
+
+
+def add_search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workload", metavar="FILE", help="SCALE-Sim topology CSV or workload JSON")
+    p.add_argument("--gemm", action="store_true", help="the CSV is in SCALE-Sim's GEMM format")
+    p.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="a trained model (npu-dse train): its layers are the "
+        "workload and --min-accuracy applies to it",
+    )
+    p.add_argument("--space", metavar="FILE", required=True, help="design space JSON (README)")
+    p.add_argument("--objective", choices=tuple(obj.OBJECTIVES), default="edp")
+    p.add_argument("--max-latency-s", type=float, metavar="X", help="total latency budget, s")
+    p.add_argument("--max-power-w", type=float, metavar="P", help="average power budget, W")
+    p.add_argument("--max-area-mm2", type=float, metavar="A", help="area budget, mm^2")
+    p.add_argument("--min-accuracy", type=float, metavar="Q", help="accuracy floor, 0-1")
+    p.add_argument("--method", choices=METHODS, default="gradient")
+    p.add_argument("--evaluations", type=int, metavar="N", help="exact evaluation budget")
+    p.add_argument("--time-budget-s", type=float, metavar="T", help="wall-time budget, s")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--starts", type=int, metavar="N", help="gradient: parallel starts (128)")
+    p.add_argument("--steps", type=int, metavar="N", help="gradient: optimizer steps (480)")
+    p.add_argument(
+        "--search-checkpoint",
+        metavar="DIR",
+        help="gradient: save state here after every "
+        "chunk and resume from it when rerun with the same arguments",
+    )
+    p.add_argument("--out", metavar="DIR", help="run folder for CSV, plots and the best design")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _budgets(args) -> obj.Budgets:
+    for name in ("evaluations", "starts", "steps"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {v}")
+    if args.time_budget_s is not None and not args.time_budget_s > 0:
+        raise ValueError(f"--time-budget-s must be positive, got {args.time_budget_s}")
+    budgets = obj.Budgets(
+        max_latency_s=args.max_latency_s,
+        max_power_w=args.max_power_w,
+        max_area_mm2=args.max_area_mm2,
+        min_accuracy=args.min_accuracy,
+    ).check()
+    if budgets.min_accuracy is not None and args.checkpoint is None:
+        raise ValueError("--min-accuracy needs --checkpoint (a trained model to measure)")
+    return budgets
+
+
+def _settings(args):
+    if args.method != "gradient":
+        return None
+    settings = gradient.GradientSettings()
+    overrides = {k: getattr(args, k) for k in ("starts", "steps") if getattr(args, k)}
+    if args.steps:
+        overrides["legalize_every"] = min(settings.legalize_every, args.steps)
+    return dataclasses.replace(settings, **overrides)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    budgets = _budgets(args)
+    if args.out:
+        check_out_dir(args.out)
+    problem, source = problem_from_files(
+        args.space, args.objective, budgets, args.workload, args.gemm, args.checkpoint
+    )
+    with tqdm(desc=f"search ({args.method})", unit="chunk", file=sys.stderr, leave=False) as bar:
+
+        def progress(done, total):
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        outcome = search(
+            problem,
+            args.method,
+            source=source,
+            accuracy_checkpoint=args.checkpoint,
+            seed=args.seed,
+            evaluations=args.evaluations,
+            time_budget_s=args.time_budget_s,
+            settings=_settings(args),
+            checkpoint=args.search_checkpoint,
+            progress=progress,
+        )
+    out = outcome.to_dict()
+    if args.out:
+        run = {
+            "command": "npu-dse search " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
+            "args": {k: v for k, v in vars(args).items() if k != "run"},
+            "seed": args.seed,
+        }
+        write_run(Path(args.out), outcome, run)
+    if outcome.result.best is None:
+        print(outcome.no_design_line(), file=sys.stderr)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        _print_table(out, source)
+    return 0
+
+
+def _print_table(out: dict, source: str) -> None:
+    print(f"search: {out['method']} on {source}, objective {out['objective']}, seed {out['seed']}")
+    print(f"{out['evaluations']} exact evaluations in {out['wall_s']:.1f} s")
+    best = out["best"]
+    if best is None:
+        return
+    hw = best["hardware"]
+    print(
+        f"best: {hw['rows']}x{hw['cols']} {hw['dataflow']}, {hw['sram_kib']:g} KiB SRAM, "
+        f"{hw['clock_mhz']:g} MHz, {hw['dram_bw_gbps']:g} GB/s, w{hw['w_bits']}a{hw['a_bits']}"
+    )
+    print(
+        f"  latency {best['latency_s'] * 1e3:.4g} ms, energy {best['energy_j'] * 1e3:.4g} mJ, "
+        f"power {best['power_w']:.4g} W, area {best['area_mm2']:.4g} mm^2, "
+        f"EDP {best['edp_js']:.4g} J*s"
+    )
+    if "accuracy" in best:
+        print(f"  accuracy {best['accuracy']:.4f} (proxy {best['accuracy_proxy']:.4f})")
+    print(f"{'layer':<24}{'w':>3}{'a':>3}{'tile_m':>8}{'tile_k':>8}{'tile_n':>8}  order")
+    for layer in best["layers"]:
+        print(
+            f"{layer['name'][:23]:<24}{layer['w_bits']:>3}{layer['a_bits']:>3}"
+            f"{layer['tile_m']:>8}{layer['tile_k']:>8}{layer['tile_n']:>8}  {layer['loop_order']}"
+        )

@@ -1,0 +1,152 @@
+"""The ``simulate`` use case: one workload on one design, exactly, as the CLI prints it.
+
+>>> from npu_dse import simulate, resolve_design
+>>> from hw import layers
+>>> wl = layers.workload([layers.gemm("g", m=64, k=64, n=64)])
+>>> sim = simulate(wl, resolve_design(preset="scalesim-32x32"))
+>>> int(sim.report.compute_cycles[0])  # 2 x 2 folds of 64 + 32 + 32 - 2 cycles
+504
+>>> sim.to_dict()["total"]["macs"]
+262144
+
+:func:`resolve_design` is the one way a design is assembled from what a user gives (a preset,
+a design file, single-value overrides) and validated; :func:`simulate` maps the workload
+(the design file's per-layer choices over the exact mapper's), evaluates it and refuses a
+design whose tiles do not fit, with one line naming the layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from hw import checks, cost
+from hw.schedule import LAYER_KINDS
+from hw.types import DATAFLOWS, CostReport, Mapping, NPUConfig, Workload, canonical
+from hw.validate import InvalidFieldError, validate_config, validate_workload
+from npu_dse import report
+from npu_dse.designs import DEFAULT_BASE, FIELDS, DesignFile, load_design, per_layer, split_sram
+
+OVERRIDE_KEYS = (*FIELDS, "sram_kib")
+"""Keys :func:`resolve_design` accepts as overrides: a design file's hardware keys and
+``sram_kib``, the total of the three buffers (split in the design's proportions)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Simulation:
+    """The result of :func:`simulate`: what was run and its exact cost report."""
+
+    config: NPUConfig
+    workload: Workload
+    mapping: Mapping
+    layer_bits: tuple | None  # (w_bits, a_bits), shape=(L,) each, or None: the config's
+    report: CostReport
+    stall: bool
+    base: str  # the preset or design file the design started from
+
+    def to_dict(self) -> dict:
+        """``{"design", "layers", "total", "stall"}``: Python numbers only (``--json``)."""
+        out = report.simulation_dict(
+            self.config, self.workload, self.report, self.mapping, self.base, self.layer_bits
+        )
+        out["stall"] = self.stall
+        return out
+
+
+def _override(config: NPUConfig, key: str, value) -> dict:
+    if key == "sram_kib":
+        return {}
+    if key == "dataflow":
+        if value not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, got {value!r}")
+        return {"dataflow": np.int64(DATAFLOWS.index(value))}
+    if key == "unsupported_ops":
+        kinds = tuple(value)
+        unknown = [k for k in kinds if k not in LAYER_KINDS]
+        if unknown:
+            raise ValueError(
+                f"unsupported_ops: unknown layer kind {unknown[0]!r}; known: "
+                f"{', '.join(LAYER_KINDS)}"
+            )
+        return {key: kinds}
+    if isinstance(getattr(config, key), str | bool):
+        return {key: value}
+    return {key: np.asarray(value, np.asarray(getattr(config, key)).dtype)}
+
+
+def resolve_design(
+    design: str | Path | DesignFile | NPUConfig | None = None,
+    *,
+    preset: str | None = None,
+    overrides: dict | None = None,
+    flags: dict[str, str] | None = None,
+) -> DesignFile:
+    """The design a user asked for, validated.
+
+    Args:
+      design: a design file's path, a :class:`DesignFile` or a config; ``None``: ``preset``.
+      preset: a preset name (default ``DEFAULT_BASE``); not together with ``design``.
+      overrides: single values by design-file key (:data:`OVERRIDE_KEYS`), applied after
+        ``sram_kib``; ``None`` values are ignored.
+      flags: how the caller names each key (e.g. ``{"rows": "--rows"}``), for error lines.
+    """
+    if design is not None and preset is not None:
+        raise ValueError("give a design file or a preset, not both")
+    if design is None:
+        from hw import presets
+
+        name = preset or DEFAULT_BASE
+        if name not in presets.preset_names():
+            raise ValueError(f"unknown preset {name!r}; known: {', '.join(presets.preset_names())}")
+        found = DesignFile(presets.get_preset(name))
+    elif isinstance(design, DesignFile):
+        found = design
+    elif isinstance(design, NPUConfig):
+        found = DesignFile(design)
+    else:
+        found = load_design(design)
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(changes) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown design key {unknown[0]!r}; allowed: {', '.join(OVERRIDE_KEYS)}")
+    config = found.config
+    if "sram_kib" in changes:
+        config = split_sram(config, changes["sram_kib"])
+    values = {}
+    for key, value in changes.items():
+        values |= _override(config, key, value)
+    if changes:
+        config = dataclasses.replace(config, **values, name=changes.get("name", "custom"))
+    try:
+        config = validate_config(canonical(config))
+    except InvalidFieldError as err:
+        flag = (flags or {}).get(err.field)
+        raise ValueError(f"design: {err}" + (f" (set with {flag})" if flag else "")) from None
+    return dataclasses.replace(found, config=config)
+
+
+_default_mapping = jax.jit(cost.default_mapping)
+
+
+def simulate(
+    workload: Workload, design: DesignFile | NPUConfig, *, stall: bool = True, base: str = ""
+) -> Simulation:
+    """Map ``workload`` on ``design`` and evaluate it exactly.
+
+    The design file's per-layer tiles, loop orders and widths win over the mapper's choice
+    (``designs.per_layer``). Raises ``ValueError`` (one line) for a bad workload or a layer
+    whose tiles do not fit the buffers.
+    """
+    if isinstance(design, NPUConfig):
+        design = DesignFile(design)
+    config = validate_config(design.config)
+    validate_workload(workload)
+    mapping, layer_bits = per_layer(design, workload, _default_mapping(config, workload))
+    rep = cost.evaluate(config, workload, mapping, stall=stall, layer_bits=layer_bits)
+    error = checks.fit_error(config, workload, rep.fits)
+    if error is not None:
+        raise ValueError(error)
+    return Simulation(config, workload, mapping, layer_bits, rep, stall, base or config.name)

@@ -1,0 +1,36 @@
+"""The ``train`` use case: a small model trained, checkpointed every epoch, resumable.
+
+:func:`train_config` turns what a user asks for (the model, quick or full, epochs, seed,
+QAT widths) into a ``models.TrainConfig``; :func:`train` runs it into a folder and returns the
+final metrics. Rerunning on the same folder resumes (a finished run returns at once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from models import configs
+from models import train as training
+
+
+def train_config(
+    model: str,
+    quick: bool = False,
+    epochs: int | None = None,
+    seed: int | None = None,
+    qat_bits: tuple[int, int] | None = None,
+) -> configs.TrainConfig:
+    """The model's default (or quick) config with the given values put in."""
+    if model not in configs.MODELS:
+        raise ValueError(f"unknown model {model!r}; allowed: {', '.join(configs.MODELS)}")
+    make = configs.cnn_config if model == "cnn" else configs.transformer_config
+    cfg = make(quick=quick, qat_bits=tuple(qat_bits) if qat_bits else None)
+    changes = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def train(cfg: configs.TrainConfig, out: str | Path, progress=None) -> dict:
+    """Train ``cfg`` into ``out`` (resuming what is there); the final epoch's metrics.
+    ``progress(epoch, metrics)`` is called after every epoch."""
+    return training.train_and_evaluate(cfg, out, progress=progress)
