@@ -66,10 +66,15 @@ class Space:
     w_bits: tuple[float, ...]
     a_bits: tuple[float, ...]
     per_layer_bits: bool = True
+    # The base design when it is not a preset (``base`` is then its label, e.g. a file name).
+    base_design: NPUConfig | None = dataclasses.field(default=None, compare=False)
 
     @staticmethod
-    def from_dict(spec: dict) -> Space:
-        """Build and check a space; a bad key or value raises ``ValueError`` in one line."""
+    def from_dict(spec: dict, base_design: NPUConfig | None = None) -> Space:
+        """Build and check a space; a bad key or value raises ``ValueError`` in one line.
+
+        ``base_design``: the design that supplies everything not searched, when ``spec``'s
+        ``base`` names a design rather than a preset (``npu_dse`` reads design files)."""
         if not isinstance(spec, dict):
             raise ValueError(f"a design space is a JSON object, got {type(spec).__name__}")
         unknown = sorted(set(spec) - set(SPACE_KEYS))
@@ -78,7 +83,9 @@ class Space:
                 f"design space: unknown key {unknown[0]!r}; allowed: {', '.join(SPACE_KEYS)}"
             )
         base = spec.get("base", DEFAULT_BASE)
-        if base not in presets.preset_names():
+        if not isinstance(base, str):
+            raise ValueError(f"design space: base must be a preset name, got {base!r}")
+        if base_design is None and base not in presets.preset_names():
             raise ValueError(
                 f"design space: base {base!r} is not a preset; "
                 f"known: {', '.join(presets.preset_names())}"
@@ -88,10 +95,10 @@ class Space:
             raise ValueError(
                 f"design space: per_layer_bits must be true or false, got {per_layer!r}"
             )
-        config = presets.get_preset(base)
+        config = presets.get_preset(base) if base_design is None else base_design
         fixed = base_values(config)
         values = {key: _values(key, spec[key]) if key in spec else fixed[key] for key in fixed}
-        return Space(base=base, per_layer_bits=per_layer, **values)
+        return Space(base=base, per_layer_bits=per_layer, base_design=base_design, **values)
 
     def to_dict(self) -> dict:
         """The JSON form (lists of allowed values), which :meth:`from_dict` reads back."""
@@ -112,7 +119,7 @@ class Space:
         return math.prod(len(getattr(self, k)) for k in (*HW_KEYS, *BIT_KEYS))
 
     def base_config(self) -> NPUConfig:
-        return presets.get_preset(self.base)
+        return presets.get_preset(self.base) if self.base_design is None else self.base_design
 
     def hardware_grid(self) -> dict[str, np.ndarray]:
         """Every hardware point (with widest widths), as flat arrays keyed by parameter."""

@@ -28,7 +28,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from dse import Budgets, GradientSettings, Problem, baselines, describe, load_space, run_gradient
+from dse import Budgets, GradientSettings, Problem, baselines, describe, run_gradient
 from experiments.common import Run, parse_args, trained_model
 from hw import evaluate, get_preset, graph
 from models import data, train
@@ -39,6 +39,7 @@ from npu_dse.designs import DesignFile
 from npu_dse.evaluate import evaluate as evaluate_on_npu
 from npu_dse.rundir import write_atomic
 from npu_dse.search import design_file
+from npu_dse.spaces import load_space
 from npu_dse.workloads import bundled_space
 
 SPACE = bundled_space("edge.json")

@@ -12,7 +12,7 @@ optionally, per-layer widths and mappings under ``layers`` keyed by layer name::
      "unsupported_ops": [], "fusion": true, "memory_model": "tiled",
      "tech": {"node_nm": 45.0, "mult_pj_8b": 0.2, ...},
      "layers": {"conv1": {"w_bits": 4, "a_bits": 8, "tile_m": 256, "tile_k": 27,
-                          "tile_n": 16, "loop_order": "mnk"}}}
+                          "tile_n": 16, "loop_order": "out"}}}
 
 Every key but ``format``, ``version`` and ``layers`` is required when a file is written; a
 file that is read may leave out any hardware or ``tech`` key, which then comes from ``base``
@@ -82,7 +82,7 @@ class DesignFile:
     """A design as read from a file: the hardware and the optional per-layer choices.
 
     ``layers`` maps a layer name to a dict with some of :data:`LAYER_KEYS` (``loop_order`` as
-    its name, e.g. ``"mnk"``).
+    its name: ``out``, ``weight`` or ``input``).
     """
 
     config: NPUConfig
@@ -283,6 +283,7 @@ def per_layer(design: DesignFile, workload: Workload, mapping: Mapping):
     workload lacks is an error naming it.
     """
     names = list(workload.names)
+    _layers(design.layers)
     missing = sorted(set(design.layers) - set(names))
     if missing:
         raise ValueError(

@@ -16,13 +16,14 @@ import os
 import shutil
 from pathlib import Path
 
-from dse import Budgets, Space, base_design, baselines, gradient, load_space, metrics
+from dse import Budgets, Space, base_design, baselines, gradient, metrics
 from dse import design as dz
 from dse.relax import Problem
 from npu_dse import plots
 from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.rundir import versions
+from npu_dse.spaces import load_space
 from npu_dse.workloads import load_workload
 
 METHODS = ("gradient", "exhaustive", "random", "nsga2")

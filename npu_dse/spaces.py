@@ -1,0 +1,41 @@
+"""Design-space files, whose ``base`` may be a preset or a design file.
+
+``dse.Space.from_dict`` reads the space itself (see ``dse.space``); here a ``base`` that is
+not a preset name is read as a design file's path (relative to the space file's folder when
+not absolute), so a search can start from a design found earlier or written by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dse import Space
+from hw import presets
+from npu_dse.designs import load_design
+
+
+def load_space(path: str | Path) -> Space:
+    """Read a space file; errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ValueError(f"design space file {str(path)!r} {what}")
+    try:
+        spec = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"design space file {str(path)!r} is not valid JSON: {err}") from None
+    base = spec.get("base") if isinstance(spec, dict) else None
+    design = None
+    if isinstance(base, str) and base not in presets.preset_names():
+        file = Path(base) if Path(base).is_absolute() else path.parent / base
+        if not file.is_file():
+            known = ", ".join(presets.preset_names())
+            raise ValueError(
+                f"{path.name}: base {base!r} is neither a preset ({known}) nor a design file"
+            )
+        design = load_design(file).config
+    try:
+        return Space.from_dict(spec, base_design=design)
+    except ValueError as err:
+        raise ValueError(f"{path.name}: {err}") from None
