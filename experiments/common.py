@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from npu_dse.rundir import versions
+from npu_dse.rundir import versions, write_atomic
 
 MODEL_CACHE_ENV = "NPU_DSE_MODEL_CACHE"
 """Environment variable naming a folder of trained models shared by all scripts."""
@@ -64,11 +65,8 @@ class Run:
         self._write_json("run.json", self.meta)
 
     def _write_json(self, name: str, obj) -> Path:
-        path = self.out / name
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=float) + "\n")
-        os.replace(tmp, path)
-        return path
+        text = json.dumps(obj, indent=2, allow_nan=False, default=float) + "\n"
+        return write_atomic(self.out / name, text)
 
     def csv(self, name: str, rows: Iterable[Mapping]) -> Path:
         """Write ``rows`` (dicts with the same keys) to ``<out>/<name>.csv``."""
@@ -77,10 +75,11 @@ class Run:
         fields = list(rows[0]) if rows else []
         for row in rows:
             fields += [k for k in row if k not in fields]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, text.getvalue())
         self.files.append(path)
         return path
 
@@ -90,8 +89,9 @@ class Run:
         for ext in ("png", "svg"):
             path = self.out / f"{name}.{ext}"
             meta = {"Date": None} if ext == "svg" else {}
-            fig.savefig(path, dpi=120, bbox_inches="tight", metadata=meta)
-            paths.append(path)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight", metadata=meta)
+            paths.append(write_atomic(path, buf.getvalue()))
         self.files.extend(paths)
         return paths
 

@@ -10,6 +10,7 @@ pyplot's global state.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dse.objective import OBJECTIVES
 from dse.pareto import MAXIMIZED, pareto_front
 from dse.result import METRICS, SearchResult
 from hw.types import DATAFLOWS
+from npu_dse.rundir import write_atomic
 
 COLUMNS = (
     "method",
@@ -84,15 +86,15 @@ def write_evaluations_csv(path, rows: Sequence[Mapping]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = columns(rows) or [c for c in COLUMNS if c not in ("method", "seed", "accuracy")]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        for row in rows:
-            out = dict(row)
-            if "dataflow" in out:
-                out["dataflow"] = dataflow_name(out["dataflow"])
-            writer.writerow(out)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=header)
+    writer.writeheader()
+    for row in rows:
+        out = dict(row)
+        if "dataflow" in out:
+            out["dataflow"] = dataflow_name(out["dataflow"])
+        writer.writerow(out)
+    return write_atomic(path, text.getvalue())
 
 
 def _bits(widest, mean) -> str:
@@ -135,8 +137,9 @@ def _save(fig: Figure, out_dir, stem: str) -> list[Path]:
         for fmt in _FORMATS:
             path = out / f"{stem}.{fmt}"
             metadata = {"Date": None} if fmt == "svg" else {}
-            fig.savefig(path, dpi=150, metadata=metadata)
-            paths.append(path)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=150, metadata=metadata)
+            paths.append(write_atomic(path, buf.getvalue()))
     return paths
 
 
