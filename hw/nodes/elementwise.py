@@ -19,7 +19,7 @@ from hw.nodes.base import Node, NodeWidths
 from hw.steps import VectorStep
 
 
-class _Vector(Node):
+class VectorNode(Node):
     """What the vector nodes share; each names its ``op_kind`` and its ``vector_fn``."""
 
     name: str
@@ -58,7 +58,7 @@ class _Vector(Node):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Act(_Vector):
+class Act(VectorNode):
     """Elementwise ``relu`` or ``gelu``."""
 
     name: str
@@ -82,7 +82,7 @@ class Act(_Vector):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class LayerNorm(_Vector):
+class LayerNorm(VectorNode):
     name: str
     gamma: Any
     beta: Any
@@ -93,7 +93,7 @@ class LayerNorm(_Vector):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Pool(_Vector):
+class Pool(VectorNode):
     """``max`` or ``avg`` pooling over NHWC windows."""
 
     name: str
@@ -129,7 +129,7 @@ class Pool(_Vector):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Mean(_Vector):
+class Mean(VectorNode):
     """Mean over the spatial (NHWC) or token (NTC) axes: global average pooling."""
 
     name: str
@@ -146,7 +146,7 @@ class Mean(_Vector):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Add(_Vector):
+class Add(VectorNode):
     """Residual: this node's input plus the output of node ``other``."""
 
     name: str

@@ -37,7 +37,7 @@ def _gelu(x, precision):
     return vector.gelu(x, precision=precision)
 
 
-class _Gemm(Node):
+class GemmNode(Node):
     """What conv and dense share: the fused activation, widths, quantization, execution."""
 
     name: str
@@ -99,7 +99,7 @@ class _Gemm(Node):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Conv(_Gemm):
+class Conv(GemmNode):
     """2-D convolution, NHWC input, weights ``w`` of shape ``(R, S, C / groups, F)``."""
 
     name: str
@@ -157,7 +157,7 @@ class Conv(_Gemm):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Dense(_Gemm):
+class Dense(GemmNode):
     """``x @ w + b`` on the last axis; ``w`` has shape ``(in, out)``."""
 
     name: str
