@@ -16,9 +16,10 @@ jax.config.update("jax_enable_x64", True)
 from hw import engine, graph, layers, quant, vector  # noqa: E402
 from hw.arith import EXACT, Arith  # noqa: E402
 from hw.cost import default_mapping, evaluate  # noqa: E402
-from hw.engine import QuantizedModel, compile_model, quantize_model, run_model  # noqa: E402
 from hw.execute import quantize_multiplier, requantize, run_gemm  # noqa: E402
+from hw.interpreter import compile_model, run_model  # noqa: E402
 from hw.presets import get_preset, preset_names  # noqa: E402
+from hw.ptq import QuantizedModel, quantize_model  # noqa: E402
 from hw.types import (  # noqa: E402
     DATAFLOWS,
     LOOP_ORDERS,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hw import engine, graph, presets, quant
+from hw import engine, graph, interpreter, presets, quant
 from hw.types import canonical
 
 rng = np.random.default_rng(1)
@@ -70,16 +70,14 @@ def test_dense_layer_is_bit_exact(acc_bits):
     y, _ = engine.run_model(qm, x, npu(acc_bits=float(acc_bits)))
     st = qm.steps["fc"]
     a = np.asarray(quant.quantize(x, qm.in_qp), np.int64) - int(qm.in_qp.zero_point)
-    w = np.asarray(st["w_q"], np.int64)
+    w = np.asarray(st.w_q, np.int64)
     lim = 2 ** (acc_bits - 1)
     acc = np.zeros((5, 6), np.int64)
     for k in range(48):
         acc = np.clip(acc + np.outer(a[:, k], w[k]), -lim, lim - 1)
-    qp = st["out_qp"]
+    qp = st.out_qp
     lo, hi = quant.qrange(qp.bits, qp.signed)
-    want = _requant_reference(
-        acc + st["bias_q"], st["mult"], st["shift"], qp.zero_point, lo, hi, relu=True
-    )
+    want = _requant_reference(acc + st.bias_q, st.mult, st.shift, qp.zero_point, lo, hi, relu=True)
     np.testing.assert_array_equal(np.asarray(quant.quantize(y, qp)), want)
     if acc_bits == 14:
         assert np.any(np.abs(acc) == lim) or np.any(acc == lim - 1)  # saturation happened
@@ -144,7 +142,7 @@ def test_exact_conv_shortcut_equals_the_fold_by_fold_gemm(monkeypatch):
     qm = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
     fast, _ = engine.run_model(qm, X_IMG, npu())
     slow_qm = engine.quantize_model(CNN, X_IMG, w_bits=8, a_bits=8)
-    monkeypatch.setattr(engine._Runner, "order_free", lambda self, *widths: False)
+    monkeypatch.setattr(interpreter.Runner, "order_free", lambda self, *widths: False)
     slow, _ = engine.run_model(slow_qm, X_IMG, npu())
     np.testing.assert_array_equal(fast, slow)
 
@@ -192,12 +190,12 @@ def test_mixed_widths_run_and_differ(model, x):
     for node in model:
         st = qm.steps[node.name]
         if isinstance(node, graph.Conv | graph.Dense):
-            assert st["w_qp"].bits == w_bits[node.name]
-            assert int(np.max(np.abs(st["w_q"]))) <= 2 ** (w_bits[node.name] - 1)
+            assert st.w_qp.bits == w_bits[node.name]
+            assert int(np.max(np.abs(st.w_q))) <= 2 ** (w_bits[node.name] - 1)
         if isinstance(node, graph.Attention):
-            assert st["probs_qp"].bits == a_bits["att_softmax"]
-            assert st["ctx_qp"].bits == a_bits["att_av"]
-            assert st["o"]["out_qp"].bits == a_bits["att_o"]
+            assert st.probs_qp.bits == a_bits["att_softmax"]
+            assert st.ctx_qp.bits == a_bits["att_av"]
+            assert st.o.out_qp.bits == a_bits["att_o"]
 
 
 def test_one_narrow_layer_is_the_only_change():
@@ -208,8 +206,8 @@ def test_one_narrow_layer_is_the_only_change():
         CNN, X_IMG, w_bits={n: 4 if n == "c2" else 8 for n in names}, a_bits=8
     )
     for name in ("c1", "fc"):
-        np.testing.assert_array_equal(qm.steps[name]["w_q"], qm8.steps[name]["w_q"])
-    assert not np.array_equal(qm.steps["c2"]["w_q"], qm8.steps["c2"]["w_q"])
+        np.testing.assert_array_equal(qm.steps[name].w_q, qm8.steps[name].w_q)
+    assert not np.array_equal(qm.steps["c2"].w_q, qm8.steps["c2"].w_q)
     with pytest.raises(ValueError, match="config w_bits=4 but the model is quantized to 8"):
         engine.run_model(qm, X_IMG, npu(bits=4))
 
@@ -220,7 +218,7 @@ def test_wide_widths_use_the_exact_float64_conv(monkeypatch):
     qm = engine.quantize_model(CNN, X_IMG, w_bits=12, a_bits=12)
     fast, _ = engine.run_model(qm, X_IMG, npu(12))
     slow_qm = engine.quantize_model(CNN, X_IMG, w_bits=12, a_bits=12)
-    monkeypatch.setattr(engine._Runner, "order_free", lambda self, *widths: False)
+    monkeypatch.setattr(interpreter.Runner, "order_free", lambda self, *widths: False)
     slow, _ = engine.run_model(slow_qm, X_IMG, npu(12))
     np.testing.assert_array_equal(fast, slow)
 
