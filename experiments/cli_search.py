@@ -13,6 +13,7 @@ line names the budget the closest design misses, and by how much.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,15 +21,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dse import baselines, gradient
+import dse
 from dse import design as dz
 from dse import objective as obj
-from dse.relax import Problem
+from dse.problem import Problem, SearchBudget
 from dse.space import load_space
 from experiments import search_report, topology
 from experiments.common import versions
 
-METHODS = ("gradient", "exhaustive", "random", "nsga2")
+METHODS = tuple(dse.METHODS)
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
@@ -135,27 +136,22 @@ def _search(problem: Problem, args, bar):
         bar.n = done
         bar.refresh()
 
-    common = {"seed": args.seed, "evaluations": args.evaluations, "progress": progress}
-    common["time_budget_s"] = args.time_budget_s
+    budget = SearchBudget(args.evaluations, args.time_budget_s)
+    settings = None
     if args.method == "gradient":
-        settings = gradient.GradientSettings()
+        settings = dse.GradientSettings()
         overrides = {k: getattr(args, k) for k in ("starts", "steps") if getattr(args, k)}
         if args.steps:
             overrides["legalize_every"] = min(settings.legalize_every, args.steps)
-        settings = gradient.GradientSettings(**{**settings.__dict__, **overrides})
-        return gradient.run(problem, settings, checkpoint=args.search_checkpoint, **common)
-    fn = {
-        "random": baselines.random_search,
-        "nsga2": baselines.nsga2_search,
-        "exhaustive": baselines.exhaustive_search,
-    }[args.method]
-    return fn(
-        problem.space,
-        problem.workload,
-        problem.objective,
-        problem.budgets,
-        accuracy=problem.accuracy,
-        **common,
+        settings = dataclasses.replace(settings, **overrides)
+    return dse.search(
+        problem,
+        args.method,
+        budget,
+        seed=args.seed,
+        settings=settings,
+        checkpoint=args.search_checkpoint,
+        progress=progress,
     )
 
 
@@ -177,6 +173,7 @@ def summary(problem: Problem, result, checked_accuracy=None) -> dict:
         "best": best,
         "evaluations": result.evaluations,
         "wall_s": round(result.wall_s, 3),
+        "stopped": result.stopped,
         "method": result.method,
         "seed": result.seed,
         "objective": problem.objective,
