@@ -186,6 +186,11 @@ def summary(problem: Problem, result, checked_accuracy=None) -> dict:
 
 def _miss_line(result) -> str:
     if result.closest_miss is None:
+        if result.stopped == "time":
+            return (
+                f"no design was evaluated: the time budget of {result.budget.time_s:g} s ran out "
+                "first (compilation counts)"
+            )
         return "no design was evaluated"
     name, miss = result.closest_miss
     if name == "fits":
