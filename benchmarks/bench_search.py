@@ -27,8 +27,8 @@ import platform
 
 import jax
 
-from dse import baselines, gradient, pareto
-from dse.relax import Problem
+from dse import pareto, search
+from dse.problem import Problem, SearchBudget
 from dse.space import load_space
 from hw import layers
 from models import zoo
@@ -80,8 +80,9 @@ def part1(seed: int) -> None:
     print("|---|---|---|---|---|---|")
     for name, wl in small_workloads().items():
         b = budgets_for(space, wl)
-        ex = baselines.exhaustive_search(space, wl, "edp", b, seed=seed)
-        gr = gradient.run(Problem(space, wl, "edp", b), seed=seed)
+        problem = Problem(space, wl, "edp", b)
+        ex = search(problem, "exhaustive", seed=seed)
+        gr = search(problem, "gradient", seed=seed)
         e = ex.best_metrics["edp_js"] if ex.best else float("nan")
         g = gr.best_metrics["edp_js"] if gr.best else float("nan")
         print(
@@ -102,11 +103,14 @@ def part2(seed: int) -> None:
     print("|---|---|---|---|---|---|")
     for name, wl in nets.items():
         b = budgets_for(space, wl)
-        results = {"gradient": gradient.run(Problem(space, wl, "edp", b), seed=seed)}
+        problem = Problem(space, wl, "edp", b)
+        results = {"gradient": search(problem, "gradient", seed=seed)}
         t = results["gradient"].wall_s
-        for method, fn in (("random", baselines.random_search), ("nsga2", baselines.nsga2_search)):
-            results[method] = fn(space, wl, "edp", b, time_budget_s=t, seed=seed)
-            results[f"{method} (4x time)"] = fn(space, wl, "edp", b, time_budget_s=4 * t, seed=seed)
+        for method in ("random", "nsga2"):
+            results[method] = search(problem, method, SearchBudget(time_s=t), seed=seed)
+            results[f"{method} (4x time)"] = search(
+                problem, method, SearchBudget(time_s=4 * t), seed=seed
+            )
         hv = pareto.normalized_hypervolume(
             {k: r.rows for k, r in results.items()}, ("latency_s", "energy_j")
         )

@@ -1,26 +1,28 @@
 """Baseline searches on the exact model: random sampling, NSGA-II and exhaustive enumeration.
 
-All three search the same :class:`~dse.space.Space` under the same objective and budgets, and
-every design they report is evaluated by the exact model. A design is drawn (or enumerated) as
-hardware values and bit widths; its per-layer tiles and loop orders are then chosen by
-``dse.mapper.map_design`` from the full power-of-two candidate grid, and the mapped design is
-evaluated exactly (``dse.design.evaluate_population``) and logged by a
-:class:`~dse.result.Recorder`.
+All three take what the gradient search takes (``fn(problem, budget, *, seed, settings,
+checkpoint, progress)``, see ``dse.methods``): the same :class:`~dse.problem.Problem` and
+:class:`~dse.problem.SearchBudget`, and every design they report is evaluated by the exact
+model. A design is drawn (or enumerated) as hardware values and bit widths; its per-layer
+tiles and loop orders are then chosen by ``dse.mapper.map_design`` from the full power-of-two
+candidate grid, and the mapped design is evaluated exactly (``dse.design.evaluate_population``)
+and logged by a :class:`~dse.result.Recorder`.
 
-Each method stops at whichever comes first of an evaluation budget (``evaluations``, met
-exactly) and a wall-time budget (``time_budget_s``, checked between batches, or generations
-of NSGA-II; the first always runs, so it includes compilation). Designs are mapped in batches
-of a fixed size (the last one padded, only the real designs recorded) so nothing recompiles.
-``progress(done, total)`` is called after each batch (``total`` is None without a count).
+Each method stops at whichever comes first of the evaluation budget (met exactly) and the
+wall-time budget (checked before every batch; the clock starts when the method is called, so
+it includes compilation). Designs are mapped in batches of a fixed size (the last one padded,
+only the real designs recorded) so nothing recompiles. ``progress(done, total)`` is called
+after each batch (``total`` is None without a count). They keep no checkpoints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
 import numbers
-import sys
+import time
 from collections.abc import Callable
 
 import jax
@@ -31,6 +33,7 @@ from hw.types import Workload
 from . import design as dz
 from . import legal, mapper
 from . import objective as obj
+from .problem import Problem, SearchBudget
 from .result import Recorder, SearchResult
 from .space import HW_KEYS, Space
 
@@ -43,6 +46,39 @@ MAX_EXHAUSTIVE_DESIGNS = 100_000
 """The most designs :func:`exhaustive_search` enumerates (a ResNet-18 maps ~65 designs/s)."""
 
 Progress = Callable[[int, int | None], None]
+
+
+def _positive_int(name: str, value, least: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomSettings:
+    batch: int = 64  # designs mapped per jitted call
+
+    def __post_init__(self):
+        _positive_int("batch", self.batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class NSGA2Settings:
+    pop_size: int = 64  # NSGA-II population (and offspring per generation)
+    batch: int = 64  # designs mapped per jitted call
+
+    def __post_init__(self):
+        _positive_int("pop_size", self.pop_size, 2)
+        _positive_int("batch", self.batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExhaustiveSettings:
+    batch: int = 64  # designs mapped per jitted call
+    max_designs: int = MAX_EXHAUSTIVE_DESIGNS  # a larger space is refused up front
+
+    def __post_init__(self):
+        _positive_int("batch", self.batch)
+        _positive_int("max_designs", self.max_designs)
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "budgets"))
@@ -62,91 +98,95 @@ def _pad(genes: np.ndarray, batch: int) -> np.ndarray:
 
 
 class _Run:
-    """What the three searches share: the budgets, the mapper and the recorder."""
+    """What the three searches share: the problem, the budget, the mapper and the recorder."""
 
-    def __init__(
-        self, space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy
-    ):
-        if objective not in obj.OBJECTIVES:
-            raise ValueError(
-                f"objective must be one of {', '.join(obj.OBJECTIVES)}, got {objective!r}"
-            )
-        budgets.check()
-        if evaluations is not None and (
-            isinstance(evaluations, bool)
-            or not isinstance(evaluations, numbers.Integral)
-            or evaluations < 1
-        ):
-            raise ValueError(f"evaluations must be a positive integer, got {evaluations!r}")
-        if time_budget_s is not None and not time_budget_s > 0:
-            raise ValueError(f"time_budget_s must be a positive number, got {time_budget_s!r}")
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be a positive integer, got {batch!r}")
-        self.space, self.workload, self.batch = space, workload, batch
-        self.objective, self.budgets = objective, budgets
-        self.limit, self.time_budget_s = evaluations, time_budget_s
-        self.base = space.base_config()
-        self.accuracy = accuracy  # dse.accuracy.AccuracyModel or None
-        self.recorder = Recorder(space, workload, objective, budgets)
+    def __init__(self, method, problem, budget, settings, kind, checkpoint, started):
+        if not isinstance(problem, Problem):
+            raise ValueError(f"problem must be a dse.Problem, got {type(problem).__name__}")
+        if not isinstance(budget, SearchBudget):
+            raise ValueError(f"budget must be a dse.SearchBudget, got {type(budget).__name__}")
+        if not isinstance(settings, kind):
+            raise ValueError(f"settings must be {kind.__name__}, got {type(settings).__name__}")
+        if checkpoint is not None:
+            raise ValueError(f"checkpoint: the {method} search keeps no checkpoints; drop it")
+        self.method, self.problem, self.budget = method, problem, budget
+        self.space, self.workload = problem.space, problem.workload
+        self.batch = settings.batch
+        self.base = problem.base
+        self.recorder = Recorder(
+            problem.space, problem.workload, problem.objective, problem.budgets, started
+        )
+        self.stopped: str | None = None  # the budget that ran out, once one has
 
     def remaining(self) -> int:
-        """Evaluations still allowed: 0 once a budget is spent (the first batch always runs),
-        ``sys.maxsize`` without an evaluation budget."""
+        """Evaluations still allowed: 0 once a budget is spent, ``sys.maxsize`` without an
+        evaluation budget."""
         rec = self.recorder
-        if rec.evaluations and self.time_budget_s and rec.elapsed() >= self.time_budget_s:
-            return 0
-        return sys.maxsize if self.limit is None else self.limit - rec.evaluations
+        if self.stopped is None:
+            self.stopped = self.budget.exhausted(rec.evaluations, rec.elapsed())
+        return 0 if self.stopped is not None else self.budget.left(rec.evaluations)
 
     def measure(self, designs: dz.Design, n: int) -> tuple[dz.Design, dict]:
         """Map and exactly evaluate the first ``n`` designs of a full batch; record them."""
-        mapped = _map_population(self.base, self.workload, designs, self.objective, self.budgets)
+        p = self.problem
+        mapped = _map_population(self.base, self.workload, designs, p.objective, p.budgets)
         mapped, metrics = _head(
             (
                 mapped,
-                dz.evaluate_population(self.base, self.workload, mapped, accuracy=self.accuracy),
+                dz.evaluate_population(self.base, self.workload, mapped, accuracy=p.accuracy),
             ),
             n,
         )
         self.recorder.add(mapped, metrics)
         return mapped, metrics
 
-    def measure_genes(self, genes: np.ndarray) -> dict:
-        """Decode, map, evaluate and record integer genes (any count), batch by batch."""
+    def measure_genes(self, genes: np.ndarray) -> dict | None:
+        """Decode, map, evaluate and record integer genes (any count), batch by batch, each
+        after a budget check; None when a budget ran out before all were measured."""
         parts = []
         for start in range(0, genes.shape[0], self.batch):
             chunk = genes[start : start + self.batch]
+            if self.remaining() < chunk.shape[0]:
+                return None
             designs = legal.from_indices(self.space, self.workload, _pad(chunk, self.batch))
             parts.append(self.measure(designs, chunk.shape[0])[1])
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
+    def result(self, seed: int) -> SearchResult:
+        return self.recorder.result(self.method, seed, self.budget, self.stopped or "converged")
+
+
+def _default(budget: SearchBudget | None) -> SearchBudget:
+    """The budget in force: ``DEFAULT_EVALUATIONS`` when none bounds the search."""
+    if budget is None or budget.unbounded:
+        return SearchBudget(evaluations=DEFAULT_EVALUATIONS)
+    return budget
+
 
 def random_search(
-    space: Space,
-    workload: Workload,
-    objective: str,
-    budgets: obj.Budgets,
+    problem: Problem,
+    budget: SearchBudget | None = None,
     *,
-    evaluations: int | None = None,
-    time_budget_s: float | None = None,
     seed: int = 0,
-    batch: int = 64,
+    settings: RandomSettings | None = None,
+    checkpoint=None,
     progress: Progress | None = None,
-    accuracy=None,
 ) -> SearchResult:
     """Designs drawn uniformly from the space (``legal.sample``, batch ``i`` from
     ``fold_in(PRNGKey(seed), i)``), each mapped on the full grid and evaluated exactly."""
-    if evaluations is None and time_budget_s is None:
-        evaluations = DEFAULT_EVALUATIONS
-    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy)
+    started = time.perf_counter()
+    settings = RandomSettings() if settings is None else settings
+    budget = _default(budget)
+    run = _Run("random", problem, budget, settings, RandomSettings, checkpoint, started)
     root = jax.random.PRNGKey(seed)
-    step = 0
+    step, batch = 0, settings.batch
     while (left := run.remaining()) > 0:
-        designs = legal.sample(space, workload, jax.random.fold_in(root, step), batch)
+        designs = legal.sample(run.space, run.workload, jax.random.fold_in(root, step), batch)
         run.measure(designs, min(left, batch))
         step += 1
         if progress:
-            progress(run.recorder.evaluations, evaluations)
-    return run.recorder.result("random", seed)
+            progress(run.recorder.evaluations, budget.evaluations)
+    return run.result(seed)
 
 
 def nsga2_objectives(metrics: dict, objective: str) -> np.ndarray:
@@ -164,7 +204,7 @@ def nsga2_constraints(metrics: dict, budgets: obj.Budgets) -> np.ndarray:
     return np.stack([*cols, np.where(fits, 0.0, 1.0)], axis=-1)
 
 
-def _nsga2(space: Space, workload: Workload, budgets: obj.Budgets, pop_size: int, seed: int):
+def _nsga2(space: Space, workload: Workload, budgets: obj.Budgets, settings, seed: int):
     """A pymoo NSGA-II over integer genes (``legal.gene_sizes``), set up for ask/tell."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.problem import Problem
@@ -184,7 +224,7 @@ def _nsga2(space: Space, workload: Workload, budgets: obj.Budgets, pop_size: int
         vtype=int,
     )
     algorithm = NSGA2(
-        pop_size=pop_size,
+        pop_size=settings.pop_size,
         sampling=IntegerRandomSampling(),
         crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
         mutation=PM(eta=3.0, vtype=float, repair=RoundingRepair()),
@@ -195,32 +235,26 @@ def _nsga2(space: Space, workload: Workload, budgets: obj.Budgets, pop_size: int
 
 
 def nsga2_search(
-    space: Space,
-    workload: Workload,
-    objective: str,
-    budgets: obj.Budgets,
+    problem: Problem,
+    budget: SearchBudget | None = None,
     *,
-    evaluations: int | None = None,
-    time_budget_s: float | None = None,
     seed: int = 0,
-    batch: int = 64,
-    pop_size: int = 64,
+    settings: NSGA2Settings | None = None,
+    checkpoint=None,
     progress: Progress | None = None,
-    accuracy=None,
 ) -> SearchResult:
     """NSGA-II (pymoo, seeded) over integer genes decoded by ``legal.from_indices``; each
     offspring is mapped on the full grid and evaluated exactly. It minimizes
     :func:`nsga2_objectives` under :func:`nsga2_constraints`; the reported best is the best
-    feasible design under ``objective`` among all evaluated."""
+    feasible design under the objective among all evaluated."""
     from pymoo.core.evaluator import Evaluator
     from pymoo.problems.static import StaticProblem
 
-    if evaluations is None and time_budget_s is None:
-        evaluations = DEFAULT_EVALUATIONS
-    if isinstance(pop_size, bool) or not isinstance(pop_size, int) or pop_size < 2:
-        raise ValueError(f"pop_size must be an integer of at least 2, got {pop_size!r}")
-    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy)
-    problem, algorithm, sizes = _nsga2(space, workload, budgets, pop_size, seed)
+    started = time.perf_counter()
+    settings = NSGA2Settings() if settings is None else settings
+    budget = _default(budget)
+    run = _Run("nsga2", problem, budget, settings, NSGA2Settings, checkpoint, started)
+    moo, algorithm, sizes = _nsga2(run.space, run.workload, problem.budgets, settings, seed)
     while (left := run.remaining()) > 0:
         pop = algorithm.ask()
         if pop is None or len(pop) == 0:  # every offspring is a duplicate: the space is spent
@@ -228,16 +262,18 @@ def nsga2_search(
         pop = pop[: min(left, len(pop))]
         genes = np.clip(np.rint(pop.get("X")).astype(np.int64), 0, sizes - 1)
         metrics = run.measure_genes(genes)
+        if metrics is None:
+            break
         fitness = StaticProblem(
-            problem,
-            F=nsga2_objectives(metrics, objective),
-            G=nsga2_constraints(metrics, budgets),
+            moo,
+            F=nsga2_objectives(metrics, problem.objective),
+            G=nsga2_constraints(metrics, problem.budgets),
         )
         Evaluator().eval(fitness, pop)
         algorithm.tell(infills=pop)
         if progress:
-            progress(run.recorder.evaluations, evaluations)
-    return run.recorder.result("nsga2", seed)
+            progress(run.recorder.evaluations, budget.evaluations)
+    return run.result(seed)
 
 
 def exhaustive_gene_sizes(space: Space, workload: Workload) -> list[int]:
@@ -261,38 +297,36 @@ def exhaustive_size(space: Space, workload: Workload) -> tuple[int, int]:
 
 
 def exhaustive_search(
-    space: Space,
-    workload: Workload,
-    objective: str,
-    budgets: obj.Budgets,
+    problem: Problem,
+    budget: SearchBudget | None = None,
     *,
-    evaluations: int | None = None,
-    time_budget_s: float | None = None,
     seed: int = 0,
-    batch: int = 64,
+    settings: ExhaustiveSettings | None = None,
+    checkpoint=None,
     progress: Progress | None = None,
-    accuracy=None,
-    max_designs: int = MAX_EXHAUSTIVE_DESIGNS,
 ) -> SearchResult:
     """Every hardware point times every bit-width assignment (:func:`exhaustive_size`), in a
     fixed order, each mapped by ``dse.mapper`` on the full power-of-two tile grid.
 
     Exact means: exhaustive over hardware values and bit widths; each layer's tiles and loop
     order are those ``dse.mapper.map_design`` picks from the full grid (no mapping is left to
-    chance). A space of more than ``max_designs`` designs raises ``ValueError`` up front; a
-    run cut short by ``evaluations`` or ``time_budget_s`` logs a warning and reports the
-    designs it reached. ``seed`` is only recorded.
+    chance). A space of more than ``settings.max_designs`` designs raises ``ValueError`` up
+    front; a run cut short by its budget logs a warning and reports the designs it reached.
+    ``seed`` is only recorded.
     """
-    hardware, widths = exhaustive_size(space, workload)
+    started = time.perf_counter()
+    settings = ExhaustiveSettings() if settings is None else settings
+    budget = SearchBudget() if budget is None else budget
+    run = _Run("exhaustive", problem, budget, settings, ExhaustiveSettings, checkpoint, started)
+    hardware, widths = exhaustive_size(problem.space, problem.workload)
     total = hardware * widths
-    if total > max_designs:
+    if total > settings.max_designs:
         raise ValueError(
             f"space too large for exhaustive search: {hardware} hardware points x {widths} "
-            f"bit-width assignments = {total} designs; at most {max_designs}"
+            f"bit-width assignments = {total} designs; at most {settings.max_designs}"
         )
-    run = _Run(space, workload, objective, budgets, evaluations, time_budget_s, batch, accuracy)
-    sizes = exhaustive_gene_sizes(space, workload)
-    done = 0
+    sizes = exhaustive_gene_sizes(problem.space, problem.workload)
+    done, batch = 0, settings.batch
     while done < total and (left := run.remaining()) > 0:
         flat = np.arange(done, min(done + batch, total, done + left))
         genes = np.stack(np.unravel_index(flat, sizes), axis=-1)
@@ -302,4 +336,4 @@ def exhaustive_search(
             progress(done, total)
     if done < total:
         log.warning("exhaustive search stopped by its budget after %d of %d designs", done, total)
-    return run.recorder.result("exhaustive", seed)
+    return run.result(seed)

@@ -4,10 +4,11 @@
 
 1. ``init``: ``starts`` points drawn uniformly in the box (``dse.relax``), the dataflows of
    the space spread over them; Adam state.
-2. ``steps``: ``legalize_every`` Adam steps on the smooth loss of every start at once (vmap;
-   the population is sharded over all devices with ``jax.sharding``), projected back into the
-   box. The temperature of the smooth arithmetic falls geometrically from
-   ``temperature_start`` to ``temperature_end`` over the run (one compilation).
+2. ``step``: one Adam step on the smooth loss of every start at once (vmap; the population is
+   sharded over all devices with ``jax.sharding``), projected back into the box; a chunk is
+   ``legalize_every`` of them. The temperature of the smooth arithmetic falls geometrically
+   from ``temperature_start`` to ``temperature_end`` over the run; it and the step index are
+   traced, so the step compiles once.
 3. ``legalize``: every start snapped to allowed values (``dse.legal``), its tiles rounded and
    refined among their neighbours in every loop order by the exact mapper (``dse.mapper``),
    and the whole population evaluated exactly; ``refine`` remaps the best ``polish_top`` of
@@ -16,9 +17,13 @@
    parameter), remapped on the full tile grid and evaluated exactly; repeated from the new
    best while it improves (at most ``polish_rounds`` times).
 
-Every reported number comes from the exact model. With ``checkpoint`` the state is written
-after each chunk and a rerun with the same arguments resumes where it stopped, with the same
-final answer.
+Every reported number comes from the exact model. The :class:`~dse.problem.SearchBudget` is
+checked before every Adam step and every exact batch (the clock starts when :func:`run` is
+called, so compilation counts): a legalization or polish batch is cut to the evaluations left,
+and when a budget runs out the search returns the best exact design so far. With
+``checkpoint`` (a folder) the state is written after each chunk (``dse.checkpoint``) and a
+rerun with the same problem, settings and seed resumes where it stopped, with the same final
+answer when no time budget cuts it short.
 """
 
 from __future__ import annotations
@@ -26,8 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
-import pickle
+import time
 from pathlib import Path
 
 import jax
@@ -37,14 +41,16 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from . import checkpoint as ckpt
 from . import design as dz
 from . import legal, mapper, relax
-from .relax import Problem
+from .problem import Problem, SearchBudget
 from .result import Recorder, SearchResult
 from .space import BIT_KEYS, HW_KEYS
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FILE = "gradient_state.pkl"
+CHECKPOINT_NAME = "gradient_state"
+CHECKPOINT_FILE = f"{CHECKPOINT_NAME}.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +80,19 @@ def _mesh_sharding(n: int):
 
 
 _CACHE: dict = {}
+_CACHE_SIZE = 8
 
 
 def _compiled(problem: Problem, settings: GradientSettings):
-    """Jitted step and legalization functions of one problem (cached per problem object)."""
-    key = (id(problem), settings)
-    if key not in _CACHE or _CACHE[key][0] is not problem:
-        if len(_CACHE) > 8:
-            _CACHE.clear()
-        _CACHE[key] = (problem, _build(problem, settings))
-    return _CACHE[key][1]
+    """Jitted step and legalization functions, shared by every problem of the same content
+    (space, workload, objective, budgets, accuracy model) and settings: a new seed, search
+    budget or an equal problem object never recompiles."""
+    key = (_digest(problem), settings, len(jax.devices()))
+    if key not in _CACHE:
+        while len(_CACHE) >= _CACHE_SIZE:
+            del _CACHE[next(iter(_CACHE))]
+        _CACHE[key] = _build(problem, settings)
+    return _CACHE[key]
 
 
 def _build(problem: Problem, settings: GradientSettings):
@@ -97,21 +106,17 @@ def _build(problem: Problem, settings: GradientSettings):
     n = -(-settings.starts // len(jax.devices())) * len(jax.devices())
     exponents = relax.start_exponents(problem.space, problem.objective, n)
 
-    def steps(params, opt_state, dataflow, chunk):
-        def total(p, i):
-            frac = (chunk * settings.legalize_every + i) / total_steps
-            ar = relax.smooth(t0 * (t1 / t0) ** frac)
+    def step(params, opt_state, dataflow, i):
+        ar = relax.smooth(t0 * (t1 / t0) ** (i / total_steps))
+
+        def total(p):
             loss = jax.vmap(lambda q, d, e: relax.loss(problem, q, d, ar, e))
             return jnp.sum(loss(p, dataflow, exponents))
 
-        def body(i, carry):
-            p, s = carry
-            g = jax.grad(total)(p, i)
-            g = jax.tree_util.tree_map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), g)
-            u, s = opt.update(g, s, p)
-            return relax.project(optax.apply_updates(p, u), lo, hi), s
-
-        return jax.lax.fori_loop(0, settings.legalize_every, body, (params, opt_state))
+        g = jax.grad(total)(params)
+        g = jax.tree_util.tree_map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), g)
+        u, opt_state = opt.update(g, opt_state, params)
+        return relax.project(optax.apply_updates(params, u), lo, hi), opt_state
 
     def legalize_one(params, dataflow, bits_up):
         d = relax.to_design(problem, params, dataflow)
@@ -124,7 +129,7 @@ def _build(problem: Problem, settings: GradientSettings):
         return mapper.map_design(base, wl, d, problem.objective, problem.budgets, local=False)
 
     return {
-        "steps": jax.jit(steps),
+        "step": jax.jit(step),
         "init_opt": jax.jit(opt.init),
         "legalize": {
             up: jax.jit(jax.vmap(lambda p, d, up=up: legalize_one(p, d, up)))
@@ -138,116 +143,171 @@ def _tile_dict(tiles):
     return {"tile_m": tiles[0], "tile_k": tiles[1], "tile_n": tiles[2]}
 
 
-def _fingerprint(problem: Problem, settings: GradientSettings, seed: int) -> str:
+def _digest(problem: Problem) -> str:
+    """A hash of the problem's content (what the compiled functions depend on)."""
     h = hashlib.sha256()
-    h.update(repr((problem.space, problem.objective, problem.budgets, settings, seed)).encode())
+    h.update(repr((problem.space, problem.objective, problem.budgets)).encode())
     for leaf in jax.tree_util.tree_leaves(problem.workload):
         h.update(np.asarray(leaf).tobytes())
-    h.update(repr(problem.workload.names).encode())
+    h.update(repr(jax.tree_util.tree_structure(problem.workload)).encode())
     if problem.accuracy is not None:
         for leaf in jax.tree_util.tree_leaves(problem.accuracy):
             h.update(np.asarray(leaf).tobytes())
     return h.hexdigest()
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(state, f)
-    os.replace(tmp, path)
+def _fingerprint(problem: Problem, settings: GradientSettings, seed: int) -> str:
+    return hashlib.sha256(repr((_digest(problem), settings, seed)).encode()).hexdigest()
 
 
-def _load(path: Path, fingerprint: str) -> dict | None:
-    if not path.exists():
+class _Search:
+    """One run: the problem, its compiled functions, the recorder and the budget in force."""
+
+    def __init__(self, problem, settings, fns, rec: Recorder, budget: SearchBudget):
+        self.problem, self.settings, self.fns = problem, settings, fns
+        self.rec, self.budget = rec, budget
+        self.stopped: str | None = None  # the budget that ran out, once one has
+
+    def left(self) -> int:
+        """Exact evaluations still allowed (0 once a budget has run out)."""
+        if self.stopped is None:
+            self.stopped = self.budget.exhausted(self.rec.evaluations, self.rec.elapsed())
+        return 0 if self.stopped is not None else self.budget.left(self.rec.evaluations)
+
+    def add(self, designs, metrics, count: int, left: int) -> int:
+        """Record the first ``count`` designs of a batch (the rest is padding), or the first
+        ``left`` when fewer are allowed; returns how many were recorded."""
+        n = min(left, count)
+        if n < count:
+            self.stopped = "evaluations"
+        self.rec.add(*jax.tree_util.tree_map(lambda x: x[:n], (designs, metrics)))
+        return n
+
+
+def _save(folder: Path, fp: str, chunk: int, params, opt_state, rec: Recorder) -> None:
+    scalars, arrays = rec.state()
+    arrays = {f"recorder.{k}": v for k, v in arrays.items()}
+    for i, leaf in enumerate(jax.tree_util.tree_leaves((params, opt_state))):
+        arrays[f"state.{i}"] = np.asarray(leaf)
+    meta = {"fingerprint": fp, "chunk": chunk, "recorder": scalars}
+    ckpt.save(folder, CHECKPOINT_NAME, meta, arrays)
+
+
+def _load(folder: Path, fp: str, template, rec: Recorder, settings: GradientSettings):
+    """``(params, opt_state, chunk)`` from the checkpoint in ``folder`` (loaded into ``rec``),
+    or None when there is none; ``template`` is ``(params, opt_state)`` of a fresh start."""
+    found = ckpt.load(folder, CHECKPOINT_NAME)
+    if found is None:
         return None
-    with open(path, "rb") as f:
-        state = pickle.load(f)
-    if state.get("fingerprint") != fingerprint:
+    scalars, arrays = found
+    if scalars.get("fingerprint") != fp:
         raise ValueError(
-            f"checkpoint {str(path)!r} belongs to a different search; use another checkpoint folder"
+            f"checkpoint {str(folder)!r} belongs to a different search; "
+            "use another checkpoint folder"
         )
-    return state
+    leaves, tree = jax.tree_util.tree_flatten(template)
+    try:
+        stored = [arrays[f"state.{i}"] for i in range(len(leaves))]
+        for a, b in zip(stored, leaves, strict=True):
+            if np.shape(a) != np.shape(b):
+                raise ValueError(f"state shape {np.shape(a)} where {np.shape(b)} was expected")
+        stored = [a.astype(np.asarray(b).dtype) for a, b in zip(stored, leaves, strict=True)]
+        chunk = int(scalars["chunk"])
+        if not 0 < chunk <= settings.chunks:
+            raise ValueError(f"chunk {chunk} out of range")
+        records = {k[len("recorder.") :]: v for k, v in arrays.items() if k.startswith("recorder.")}
+        design = dz.base_design(rec.space, rec.workload)
+        rec.restore(scalars["recorder"], records, design)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise ckpt.unreadable(folder, CHECKPOINT_NAME, str(e) or type(e).__name__) from None
+    params, opt_state = jax.tree_util.tree_unflatten(tree, stored)
+    return params, opt_state, chunk
 
 
 def run(
     problem: Problem,
-    settings: GradientSettings = GradientSettings(),
+    budget: SearchBudget | None = None,
     *,
     seed: int = 0,
-    evaluations: int | None = None,
-    time_budget_s: float | None = None,
+    settings: GradientSettings | None = None,
     checkpoint: str | Path | None = None,
     progress=None,
 ) -> SearchResult:
-    """Search ``problem``; see the module docstring. ``progress(done, total)`` is called
-    after each chunk (after the checkpoint is written)."""
+    """Search ``problem`` within ``budget``; see the module docstring. ``progress(done,
+    total)`` is called after each chunk (after the checkpoint is written)."""
+    started = time.perf_counter()
+    budget = SearchBudget() if budget is None else budget
+    settings = GradientSettings() if settings is None else settings
+    if not isinstance(budget, SearchBudget):
+        raise ValueError(f"budget must be a dse.SearchBudget, got {type(budget).__name__}")
+    if not isinstance(settings, GradientSettings):
+        raise ValueError(f"settings must be GradientSettings, got {type(settings).__name__}")
     n_dev = len(jax.devices())
     n = -(-settings.starts // n_dev) * n_dev
-    fns = _compiled(problem, settings)
     fp = _fingerprint(problem, settings, seed)
-    path = Path(checkpoint) / CHECKPOINT_FILE if checkpoint is not None else None
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    state = _load(path, fp) if path is not None else None
+    rec = Recorder(problem.space, problem.workload, problem.objective, problem.budgets, started)
     dataflow = relax.start_dataflows(problem.space, n)
+    params = relax.init(problem, jax.random.key(seed), n)
+    fns = _compiled(problem, settings)
+    opt_state, chunk = fns["init_opt"](params), 0
+    if checkpoint is not None:
+        loaded = _load(Path(checkpoint), fp, (params, opt_state), rec, settings)
+        if loaded is not None:
+            params, opt_state, chunk = loaded
+            log.info("resuming the gradient search at chunk %d of %d", chunk, settings.chunks)
     sharding = _mesh_sharding(n)
-    if state is None:
-        params = relax.init(problem, jax.random.key(seed), n)
-        opt_state, chunk = None, 0
-        rec = Recorder(problem.space, problem.workload, problem.objective, problem.budgets)
-    else:
-        params, opt_state, chunk, rec = (state[k] for k in ("params", "opt", "chunk", "recorder"))
-        rec.resume()
-        log.info("resuming the gradient search at chunk %d of %d", chunk, settings.chunks)
     if sharding is not None:
         params = jax.device_put(params, sharding)
         dataflow = jax.device_put(dataflow, sharding)
-    if opt_state is None:
-        opt_state = fns["init_opt"](params)
-    while chunk < settings.chunks and not _out_of_budget(rec, evaluations, time_budget_s):
-        params, opt_state = fns["steps"](params, opt_state, dataflow, chunk)
-        last = _legalize(problem, fns, rec, params, dataflow)
-        refine(problem, settings, fns, rec, last)
+    search = _Search(problem, settings, fns, rec, budget)
+    while chunk < settings.chunks:
+        params, opt_state = _steps(search, params, opt_state, dataflow, chunk)
+        last = _legalize(search, params, dataflow)
+        if last is None:
+            break
+        refine(search, last)
         chunk += 1
-        if path is not None:
-            host = jax.tree_util.tree_map(np.asarray, (params, opt_state))
-            _save(
-                path,
-                {
-                    "fingerprint": fp,
-                    "params": host[0],
-                    "opt": host[1],
-                    "chunk": chunk,
-                    "recorder": rec.snapshot(),
-                },
-            )
+        if checkpoint is not None and search.stopped is None:  # only whole chunks
+            _save(Path(checkpoint), fp, chunk, params, opt_state, rec)
         if progress is not None:
             progress(chunk, settings.chunks)
-    polish(problem, settings, fns, rec)
-    return rec.result("gradient", seed)
+    polish(search)
+    return rec.result("gradient", seed, budget, search.stopped or "converged")
 
 
-def _out_of_budget(rec: Recorder, evaluations, time_budget_s) -> bool:
-    if evaluations is not None and rec.evaluations >= evaluations:
-        return True
-    # The first chunk always runs, so that a search always returns something.
-    return time_budget_s is not None and rec.evaluations > 0 and rec.elapsed() >= time_budget_s
+def _steps(search: _Search, params, opt_state, dataflow, chunk: int):
+    """The Adam steps of one chunk, each after a budget check (none once a budget is out)."""
+    every = search.settings.legalize_every
+    for i in range(chunk * every, (chunk + 1) * every):
+        if search.left() == 0:
+            break
+        params, opt_state = search.fns["step"](params, opt_state, dataflow, i)
+        if search.budget.time_s is not None:
+            jax.block_until_ready(params)
+    return params, opt_state
 
 
-def _legalize(problem: Problem, fns, rec: Recorder, params, dataflow):
+def _legalize(search: _Search, params, dataflow):
     """Snap every start twice (widths to the nearest allowed value, and up to the next one, which
-    keeps a tight accuracy budget), map, evaluate and record; returns the nearest-width set."""
-    out = []
+    keeps a tight accuracy budget), map, evaluate and record at most the evaluations left;
+    returns ``(designs, ranked)``: the recorded nearest-width designs and the number of rows of
+    the last pass (whose rows rank them), or None when a budget stopped it first."""
+    problem, out = search.problem, []
     for bits_up in (False, True):
         if bits_up and problem.budgets.min_accuracy is None:
             continue
-        designs = fns["legalize"][bits_up](params, dataflow)
+        left = search.left()
+        if left == 0:
+            break
+        designs = search.fns["legalize"][bits_up](params, dataflow)
         metrics = dz.evaluate_population(
             problem.base, problem.workload, designs, accuracy=problem.accuracy
         )
-        rec.add(designs, metrics)
-        out.append(designs)
-    return out[0]
+        k = search.add(designs, metrics, legal.population_size(designs), left)
+        out.append((jax.tree_util.tree_map(lambda x, k=k: x[:k], designs), k))
+    if not out:
+        return None
+    return out[0][0], out[-1][1]
 
 
 def neighbours(problem: Problem, d: dz.Design) -> list[dz.Design]:
@@ -280,39 +340,43 @@ def neighbours(problem: Problem, d: dz.Design) -> list[dz.Design]:
     return out
 
 
-def refine(problem: Problem, settings: GradientSettings, fns, rec: Recorder, last) -> None:
+def refine(search: _Search, last) -> None:
     """Full-grid remapping of the best ``polish_top`` designs of the latest legalization."""
-    n = legal.population_size(last)
-    rows, key = rec.rows[-n:], _key(problem)
+    designs, ranked = last
+    n = min(legal.population_size(designs), ranked)
+    rows, key = search.rec.rows[-ranked:], _key(search.problem)
     order = sorted(range(n), key=lambda i: (not rows[i]["feasible"], rows[i][key]))
-    _full_map_add(
-        problem, settings, fns, rec, [dz.take(last, i) for i in order[: settings.polish_top]]
-    )
+    _full_map_add(search, [dz.take(designs, i) for i in order[: search.settings.polish_top]])
 
 
-def polish(problem: Problem, settings: GradientSettings, fns, rec: Recorder) -> None:
+def polish(search: _Search) -> None:
     """Exact coordinate descent from the best design: its hardware neighbours, remapped on
     the full tile grid, for up to ``polish_rounds`` rounds while the best improves."""
-    for _ in range(settings.polish_rounds):
+    rec = search.rec
+    for _ in range(search.settings.polish_rounds):
         anchor = rec.best if rec.best is not None else rec.closest
-        if anchor is None:
+        if anchor is None or search.left() == 0:
             return
         before = rec.best_value
-        _full_map_add(problem, settings, fns, rec, neighbours(problem, anchor))
+        _full_map_add(search, neighbours(search.problem, anchor))
         if rec.best is None or not rec.best_value < before:
             return
 
 
-def _full_map_add(problem, settings, fns, rec, picks) -> None:
-    if not picks:
-        return
-    batch = dz.stack(_pad(picks, settings.polish_top))
-    mapped = fns["full_map"](batch)
-    mapped = jax.tree_util.tree_map(lambda x: x[: len(picks)], mapped)
-    rec.add(
-        mapped,
-        dz.evaluate_population(problem.base, problem.workload, mapped, accuracy=problem.accuracy),
-    )
+def _full_map_add(search: _Search, picks: list) -> None:
+    """Map ``picks`` on the full grid and record them, ``polish_top`` at a time, each batch
+    after a budget check and cut to the evaluations left."""
+    problem, size = search.problem, search.settings.polish_top
+    for start in range(0, len(picks), size):
+        left = search.left()
+        if left == 0:
+            return
+        part = picks[start : start + size]
+        mapped = search.fns["full_map"](dz.stack(_pad(part, size)))
+        metrics = dz.evaluate_population(
+            problem.base, problem.workload, mapped, accuracy=problem.accuracy
+        )
+        search.add(mapped, metrics, len(part), left)
 
 
 def _key(problem: Problem) -> str:

@@ -36,12 +36,13 @@ import numpy as np
 
 from hw import cost, memory
 from hw.arith import Arith
-from hw.types import Mapping, NPUConfig, Workload, pytree_dataclass
+from hw.types import Mapping, pytree_dataclass
 
 from . import accuracy
 from . import design as dz
 from . import objective as obj
 from .legal import CONTINUOUS_KEYS
+from .problem import Problem
 from .space import Space
 
 MU = 50.0
@@ -57,21 +58,6 @@ class Params:
     order_logits: jnp.ndarray  # shape=(L, 3)
     w_bits: jnp.ndarray  # shape=(L,) or (1,)
     a_bits: jnp.ndarray  # shape=(L,) or (1,)
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """Everything fixed during a search: space, workload, objective, budgets, accuracy model."""
-
-    space: Space
-    workload: Workload
-    objective: str
-    budgets: obj.Budgets
-    accuracy: object = None  # dse.accuracy.AccuracyModel or None
-
-    @property
-    def base(self) -> NPUConfig:
-        return self.space.base_config()
 
 
 def bounds(problem: Problem) -> tuple[Params, Params]:

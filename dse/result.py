@@ -18,20 +18,26 @@ from hw.types import Workload
 
 from . import design as dz
 from . import objective as obj
+from .problem import SearchBudget
 from .space import Space
 
 METRICS = ("latency_s", "energy_j", "power_w", "area_mm2", "edp_js")
 TOP_K = 16
+STOPS = ("converged", "evaluations", "time")
+"""Why a search ended (``SearchResult.stopped``)."""
 
 
 @dataclasses.dataclass
 class SearchResult:
-    """The outcome of one search.
+    """The outcome of one search, the same for every method.
 
     ``best`` is the best feasible design (or None), ``best_metrics`` its exact metrics;
     ``closest`` and ``closest_miss`` describe the design nearest to feasibility when none was
     feasible (``closest_miss`` is ``(budget, relative miss)``). ``rows`` has one dict per
     exactly evaluated design (hardware, metrics, feasibility, evaluation index, time).
+    ``budget`` is the :class:`~dse.problem.SearchBudget` in force, ``evaluations`` and
+    ``wall_s`` what was spent, ``stopped`` why the search ended: ``"converged"`` (the method
+    finished), ``"evaluations"`` or ``"time"`` (that budget ran out).
     """
 
     method: str
@@ -50,12 +56,25 @@ class SearchResult:
     top: list[tuple[dz.Design, dict]] = dataclasses.field(default_factory=list)
     """The ``TOP_K`` best distinct feasible designs with their metrics, best first (for
     re-checks that only execution can make, such as measured accuracy)."""
+    budget: SearchBudget = SearchBudget()
+    stopped: str = "converged"
+
+    @property
+    def spent_evaluations(self) -> int:
+        return self.evaluations
 
 
 class Recorder:
     """Accumulates exact evaluations; see the module docstring."""
 
-    def __init__(self, space: Space, workload: Workload, objective: str, budgets: obj.Budgets):
+    def __init__(
+        self,
+        space: Space,
+        workload: Workload,
+        objective: str,
+        budgets: obj.Budgets,
+        start: float | None = None,
+    ):
         self.space, self.workload = space, workload
         self.objective, self.budgets = objective, budgets
         self.rows: list[dict] = []
@@ -66,7 +85,7 @@ class Recorder:
         self._closest_key = np.inf
         self.trace: list[tuple[float, int, float]] = []
         self.top: list[tuple[float, dz.Design, dict]] = []
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() if start is None else start  # perf_counter() s
 
     def add(self, designs: dz.Design, metrics: dict, extra: dict | None = None) -> None:
         """Log a population of exactly evaluated designs (leading axis B) and their metrics
@@ -134,16 +153,66 @@ class Recorder:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def snapshot(self) -> Recorder:
-        """Self, ready to pickle (the elapsed time is kept for :meth:`resume`)."""
-        self.saved_elapsed = self.elapsed()
-        return self
+    def state(self) -> tuple[dict, dict]:
+        """``(scalars, arrays)``: everything needed to rebuild this recorder, as JSON-ready
+        values and NumPy arrays (designs flattened to their leaves), for checkpoints."""
+        arrays: dict[str, np.ndarray] = {}
 
-    def resume(self) -> None:
-        """Continue the clock of an unpickled recorder from its snapshot."""
-        self.start = time.perf_counter() - getattr(self, "saved_elapsed", 0.0)
+        def design(name: str, d) -> str | None:
+            if d is None:
+                return None
+            for i, leaf in enumerate(jax.tree_util.tree_leaves(d)):
+                arrays[f"{name}.{i}"] = np.asarray(leaf)
+            return name
 
-    def result(self, method: str, seed: int) -> SearchResult:
+        scalars = {
+            "rows": self.rows,
+            "evaluations": self.evaluations,
+            "best": design("best", self.best),
+            "best_metrics": self.best_metrics,
+            "best_value": self.best_value,
+            "closest": design("closest", self.closest),
+            "closest_metrics": self.closest_metrics,
+            "closest_miss": self.closest_miss,
+            "closest_key": self._closest_key,
+            "trace": self.trace,
+            "top": [[v, design(f"top{i}", d), m] for i, (v, d, m) in enumerate(self.top)],
+            "elapsed_s": self.elapsed(),
+        }
+        return scalars, arrays
+
+    def restore(self, scalars: dict, arrays: dict, template) -> None:
+        """Load :meth:`state` into this (new) recorder; ``template`` is a design whose tree
+        structure the stored designs share. The clock continues from the saved time.
+        Raises KeyError, IndexError, TypeError or ValueError on a malformed state."""
+        tree = jax.tree_util.tree_structure(template)
+
+        def design(name):
+            if name is None:
+                return None
+            return jax.tree_util.tree_unflatten(
+                tree, [arrays[f"{name}.{i}"] for i in range(tree.num_leaves)]
+            )
+
+        self.rows = list(scalars["rows"])
+        self.evaluations = int(scalars["evaluations"])
+        self.best, self.best_metrics = design(scalars["best"]), scalars["best_metrics"]
+        self.best_value = float(scalars["best_value"])
+        self.closest, self.closest_metrics = design(scalars["closest"]), scalars["closest_metrics"]
+        miss = scalars["closest_miss"]
+        self.closest_miss = None if miss is None else (str(miss[0]), float(miss[1]))
+        self._closest_key = float(scalars["closest_key"])
+        self.trace = [(float(t), int(n), float(v)) for t, n, v in scalars["trace"]]
+        self.top = [(float(v), design(d), m) for v, d, m in scalars["top"]]
+        self.start = time.perf_counter() - float(scalars["elapsed_s"])
+
+    def result(
+        self,
+        method: str,
+        seed: int,
+        budget: SearchBudget | None = None,
+        stopped: str = "converged",
+    ) -> SearchResult:
         return SearchResult(
             method=method,
             seed=seed,
@@ -158,4 +227,6 @@ class Recorder:
             closest_miss=None if self.best is not None else self.closest_miss,
             trace=self.trace,
             top=[(d, m) for _, d, m in self.top],
+            budget=budget if budget is not None else SearchBudget(),
+            stopped=stopped,
         )

@@ -28,7 +28,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from dse import Budgets, GradientSettings, Problem, baselines, describe, run_gradient
+from dse import Budgets, GradientSettings, Problem, SearchBudget, describe, methods
 from experiments.common import Run, parse_args, trained_model
 from hw import evaluate, get_preset, graph
 from models import data, train
@@ -97,11 +97,9 @@ def search(space, folder, budgets: Budgets, quick: bool, seed: int):
     wl, proxy, _ = acc_io.calibrate(folder, bits=calibration_bits(space))
     problem = Problem(space, wl, "energy", budgets, proxy)
     settings = GradientSettings(starts=32 if quick else 64, steps=120 if quick else 240)
-    grad = run_gradient(problem, settings, seed=seed)
+    grad = methods.search(problem, "gradient", seed=seed, settings=settings)
     measured, miss = recheck_accuracy(folder, problem, grad)
-    rand = baselines.random_search(
-        space, wl, "energy", budgets, evaluations=grad.evaluations, seed=seed, accuracy=proxy
-    )
+    rand = methods.search(problem, "random", SearchBudget(evaluations=grad.evaluations), seed=seed)
     rand_measured, _ = recheck_accuracy(folder, problem, rand)
     return problem, grad, measured, miss, rand, rand_measured
 

@@ -8,7 +8,7 @@ Network: the trained digits CNN (``trained_model``; the quick one with ``--quick
   accumulator. At 16 bits the products are 32 bits wide and the sums overflow it (the engine
   saturates), so the 16-bit point is also run with a ``WIDE_ACC_BITS`` accumulator, which is
   the one a 16-bit design needs; both rows are in the table (``acc_bits``).
-* Searched mixed widths: the gradient search (``dse.run_gradient``) over per-layer weight and
+* Searched mixed widths: the gradient search (``dse.search``) over per-layer weight and
   activation widths in ``SEARCH_BITS`` on the fixed ``edge-tpu-like`` hardware, minimizing
   energy, for accuracy floors ``float - 0.5, 1, 2, 5`` points. The floor is enforced through
   the accuracy proxy (``dse.accuracy``), calibrated by ``npu_dse.calibration.calibrate`` at
@@ -64,7 +64,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from dse import Budgets, GradientSettings, Problem, Space, base_design, mapper, pareto, run_gradient
+from dse import Budgets, GradientSettings, Problem, Space, base_design, mapper, pareto, search
 from dse import accuracy as proxy_model
 from dse import design as dz
 from experiments.common import Run, new_figure, parse_args, trained_model
@@ -165,7 +165,7 @@ def mixed_rows(folder, space: Space, workload, proxy, drops, settings, seed, top
     for drop in tqdm(drops, desc="accuracy floors", file=sys.stderr, leave=False):
         floor = float(proxy.float_accuracy) - drop / 100
         problem = Problem(space, workload, "energy", Budgets(min_accuracy=floor), proxy)
-        result = run_gradient(problem, settings, seed=seed)
+        result = search(problem, "gradient", seed=seed, settings=settings)
         found = False
         for rank, (design, _) in enumerate(result.top):
             if found and rank >= top:

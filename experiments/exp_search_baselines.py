@@ -52,11 +52,12 @@ from tqdm import tqdm
 from dse import (
     GradientSettings,
     Problem,
+    SearchBudget,
     Space,
     baselines,
     load_space,
     pareto,
-    run_gradient,
+    search,
 )
 from experiments.common import Run, new_figure, parse_args
 from hw import layers
@@ -111,21 +112,17 @@ def search_all(space: Space, workload, settings, exhaustive: bool, seed: int, ca
     evaluations); exhaustive (optional) to the end."""
     budgets = budgets_for(space, workload)
     results = {}
+    problem = Problem(space, workload, OBJECTIVE, budgets)
     bar, progress = _bar("gradient", "chunk")
     with bar:
-        problem = Problem(space, workload, OBJECTIVE, budgets)
-        results["gradient"] = run_gradient(problem, settings, seed=seed, progress=progress)
-    wall = results["gradient"].wall_s
-    methods = {"random": baselines.random_search, "nsga2": baselines.nsga2_search}
-    if exhaustive:
-        methods["exhaustive"] = baselines.exhaustive_search
-    for name, fn in methods.items():
+        results["gradient"] = search(problem, seed=seed, settings=settings, progress=progress)
+    equal = SearchBudget(evaluations=cap, time_s=results["gradient"].wall_s)
+    methods = ["random", "nsga2"] + (["exhaustive"] if exhaustive else [])
+    for name in methods:
         bar, progress = _bar(name)
-        limit = {} if name == "exhaustive" else {"time_budget_s": wall, "evaluations": cap}
+        budget = None if name == "exhaustive" else equal
         with bar:
-            results[name] = fn(
-                space, workload, OBJECTIVE, budgets, seed=seed, progress=progress, **limit
-            )
+            results[name] = search(problem, name, budget, seed=seed, progress=progress)
     return results
 
 

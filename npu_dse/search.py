@@ -16,9 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from dse import Budgets, Space, base_design, baselines, gradient, metrics
+import dse
+from dse import Budgets, Problem, SearchBudget, Space, base_design, metrics
 from dse import design as dz
-from dse.relax import Problem
 from npu_dse import plots
 from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
@@ -26,7 +26,7 @@ from npu_dse.rundir import versions
 from npu_dse.spaces import load_space
 from npu_dse.workloads import load_workload
 
-METHODS = ("gradient", "exhaustive", "random", "nsga2")
+METHODS = tuple(dse.METHODS)
 
 
 @dataclasses.dataclass
@@ -58,6 +58,8 @@ class SearchOutcome:
             "best": best,
             "evaluations": result.evaluations,
             "wall_s": round(result.wall_s, 3),
+            "stopped": result.stopped,
+            "budget": {"evaluations": result.budget.evaluations, "time_s": result.budget.time_s},
             "method": result.method,
             "seed": result.seed,
             "objective": problem.objective,
@@ -78,6 +80,11 @@ class SearchOutcome:
         if self.miss_line is not None:
             return self.miss_line
         if self.result.closest_miss is None:
+            if self.result.stopped == "time":
+                return (
+                    "no design was evaluated: the time budget of "
+                    f"{self.result.budget.time_s:g} s ran out first (compilation counts)"
+                )
             return "no design was evaluated"
         name, miss = self.result.closest_miss
         if name == "fits":
@@ -142,26 +149,17 @@ def run_method(
     checkpoint: str | Path | None = None,
     progress=None,
 ):
-    """Run one search method on ``problem``; returns its ``dse.SearchResult``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown search method {method!r}; allowed: {', '.join(METHODS)}")
-    common = {"seed": seed, "evaluations": evaluations, "time_budget_s": time_budget_s}
-    common["progress"] = progress
-    if method == "gradient":
-        settings = settings or gradient.GradientSettings()
-        return gradient.run(problem, settings, checkpoint=checkpoint, **common)
-    fn = {
-        "random": baselines.random_search,
-        "nsga2": baselines.nsga2_search,
-        "exhaustive": baselines.exhaustive_search,
-    }[method]
-    return fn(
-        problem.space,
-        problem.workload,
-        problem.objective,
-        problem.budgets,
-        accuracy=problem.accuracy,
-        **common,
+    """Run one search method (``dse.METHODS``) on ``problem`` under the exact-evaluation and
+    wall-time budgets; returns its ``dse.SearchResult``."""
+    budget = SearchBudget(evaluations, time_budget_s)
+    return dse.search(
+        problem,
+        method,
+        budget,
+        seed=seed,
+        settings=settings,
+        checkpoint=checkpoint,
+        progress=progress,
     )
 
 

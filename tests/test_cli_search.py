@@ -109,6 +109,19 @@ def test_table_output(files, random_run):
     assert [line.split()[0] for line in lines[header + 1 :]] == ["g", "c"]
 
 
+@pytest.mark.parametrize("method", ["random", "gradient"])
+def test_evaluation_and_time_budgets(files, method):
+    code, out, err = search(files, "--method", method, "--evaluations", "5", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["evaluations"] == 5 and doc["stopped"] == "evaluations"
+    code, out, err = search(files, "--method", method, "--time-budget-s", "1e-6", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["evaluations"] == 0 and doc["best"] is None and doc["stopped"] == "time"
+    assert "the time budget of 1e-06 s ran out first" in err
+
+
 @pytest.fixture(scope="module")
 def gradient_run(files):
     """A gradient search under a power budget no design meets (the lowest power in the space

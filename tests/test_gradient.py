@@ -8,6 +8,7 @@ the command line (tests/test_cli_search.py).
 import dataclasses
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from dse import baselines, gradient, relax
 from dse import design as dz
 from dse import objective as obj
-from dse.relax import Problem
+from dse.problem import Problem, SearchBudget
 from dse.result import METRICS
 from dse.space import Space
 from hw import cost, layers
@@ -61,7 +62,7 @@ import jax
 sys.path.insert(0, "tests")
 from test_gradient import SETTINGS, make_problem
 from dse import gradient
-res = gradient.run(make_problem(), SETTINGS, seed=0)
+res = gradient.run(make_problem(), seed=0, settings=SETTINGS)
 print(json.dumps({"devices": len(jax.devices()), "evaluations": res.evaluations,
                   "best": res.best_metrics}))
 """
@@ -95,7 +96,7 @@ def problem(sharded):
 
 @pytest.fixture(scope="module")
 def result(problem):
-    return gradient.run(problem, SETTINGS, seed=0)
+    return gradient.run(problem, seed=0, settings=SETTINGS)
 
 
 def row_metrics(res):
@@ -191,7 +192,7 @@ def test_smooth_metrics_tend_to_the_exact_ones(problem, smooth_fns, dataflow):
 
 
 def test_same_seed_same_search(problem, result):
-    again = gradient.run(problem, SETTINGS, seed=0)
+    again = gradient.run(problem, seed=0, settings=SETTINGS)
     assert again.best_metrics == result.best_metrics
     assert row_metrics(again) == row_metrics(result)
     assert again.evaluations == result.evaluations == len(result.rows)
@@ -214,7 +215,7 @@ def test_best_is_feasible_and_exact(problem, result):
 
 def test_near_the_exhaustive_optimum(problem, result):
     exhaustive = baselines.exhaustive_search(
-        problem.space, problem.workload, problem.objective, problem.budgets, batch=32
+        problem, settings=baselines.ExhaustiveSettings(batch=32)
     )
     assert exhaustive.evaluations == 96  # 24 hardware points x 2 x 2 per-layer weight widths
     best = exhaustive.best_metrics["edp_js"]
@@ -224,13 +225,43 @@ def test_near_the_exhaustive_optimum(problem, result):
 def test_evaluation_budget_stops_early(problem, result):
     calls = []
     res = gradient.run(
-        problem, SETTINGS, seed=0, evaluations=10, progress=lambda *a: calls.append(a)
+        problem,
+        SearchBudget(evaluations=10),
+        settings=SETTINGS,
+        progress=lambda *a: calls.append(a),
     )
+    # the first legalization (8 starts) and 2 of the 4 remapped best designs
     assert calls == [(1, SETTINGS.chunks)]
-    # one chunk: 8 starts legalized, the best 4 remapped, then the best design's neighbours
-    anchor = res.best if res.best is not None else res.closest
-    assert res.evaluations == 8 + 4 + len(gradient.neighbours(problem, anchor))
-    assert res.evaluations < result.evaluations
+    assert res.evaluations == len(res.rows) == 10
+    assert res.stopped == "evaluations" and res.budget == SearchBudget(evaluations=10)
+    assert result.stopped == "converged" and result.budget == SearchBudget()
+
+
+@pytest.mark.parametrize("evaluations", [3, 8, 13, 30])
+def test_evaluation_budget_is_never_exceeded(problem, result, evaluations):
+    res = gradient.run(problem, SearchBudget(evaluations=evaluations), settings=SETTINGS)
+    assert res.evaluations == len(res.rows) == min(evaluations, result.evaluations)
+    # the same search as without a budget, up to where it was cut
+    assert row_metrics(res) == row_metrics(result)[:evaluations]
+
+
+def test_time_budget_stops_the_search(problem, result):
+    res = gradient.run(problem, SearchBudget(time_s=1e-6), settings=SETTINGS)
+    assert res.evaluations == 0 and res.best is None and res.stopped == "time"
+    long = dataclasses.replace(SETTINGS, steps=4000)
+    gradient.run(problem, SearchBudget(evaluations=9), settings=long)  # compiles all
+    res = gradient.run(problem, SearchBudget(time_s=1.0), settings=long)
+    assert res.stopped == "time"
+    assert 1.0 <= res.wall_s < 2.0  # the overrun is one step or one exact batch
+    assert res.evaluations > 0 and res.best is not None
+
+
+def test_no_recompilation_for_a_new_seed_budget_or_equal_problem(problem, result):
+    fns = gradient._compiled(problem, SETTINGS)
+    assert gradient._compiled(make_problem(), SETTINGS) is fns
+    sizes = fns["step"]._cache_size(), fns["legalize"][False]._cache_size()
+    gradient.run(make_problem(), SearchBudget(evaluations=30), seed=5, settings=SETTINGS)
+    assert (fns["step"]._cache_size(), fns["legalize"][False]._cache_size()) == sizes
 
 
 class Stop(KeyboardInterrupt):
@@ -250,13 +281,13 @@ def test_interrupted_search_resumes_to_the_same_answer(problem, result, tmp_path
     first = []
     with pytest.raises(Stop):
         gradient.run(
-            problem, SETTINGS, seed=0, checkpoint=tmp_path, progress=interrupt_after(2, first)
+            problem, settings=SETTINGS, checkpoint=tmp_path, progress=interrupt_after(2, first)
         )
     assert first == [(1, 4), (2, 4)]
     assert (tmp_path / gradient.CHECKPOINT_FILE).is_file()
     second = []
     resumed = gradient.run(
-        problem, SETTINGS, seed=0, checkpoint=tmp_path, progress=lambda *a: second.append(a)
+        problem, settings=SETTINGS, checkpoint=tmp_path, progress=lambda *a: second.append(a)
     )
     assert second == [(3, 4), (4, 4)]
     assert resumed.best_metrics == result.best_metrics
@@ -267,14 +298,37 @@ def test_interrupted_search_resumes_to_the_same_answer(problem, result, tmp_path
 def test_checkpoint_of_another_search_is_refused(problem, tmp_path):
     with pytest.raises(Stop):
         gradient.run(
-            problem, SETTINGS, seed=0, checkpoint=tmp_path, progress=interrupt_after(1, [])
+            problem, settings=SETTINGS, checkpoint=tmp_path, progress=interrupt_after(1, [])
         )
     # (the check comes before anything is compiled for the other problem)
     other = make_problem(obj.Budgets(max_power_w=1.0))
     with pytest.raises(ValueError, match="belongs to a different search"):
-        gradient.run(other, SETTINGS, seed=0, checkpoint=tmp_path)
+        gradient.run(other, settings=SETTINGS, checkpoint=tmp_path)
     with pytest.raises(ValueError, match="belongs to a different search"):
-        gradient.run(problem, SETTINGS, seed=1, checkpoint=tmp_path)
+        gradient.run(problem, seed=1, settings=SETTINGS, checkpoint=tmp_path)
+
+
+def _truncated(tmp_path):
+    with pytest.raises(Stop):
+        gradient.run(
+            make_problem(), settings=SETTINGS, checkpoint=tmp_path, progress=interrupt_after(1, [])
+        )
+    data = (tmp_path / gradient.CHECKPOINT_FILE).read_bytes()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"PK\x03\x04 not really a zip", pickle.dumps({"chunk": 1}), "truncated"],
+    ids=["empty", "corrupt", "pickle", "truncated"],
+)
+def test_unreadable_checkpoint_is_a_one_line_error(problem, tmp_path, content):
+    if content == "truncated":
+        content = _truncated(tmp_path)
+    (tmp_path / gradient.CHECKPOINT_FILE).write_bytes(content)
+    with pytest.raises(ValueError, match="checkpoint folder") as err:
+        gradient.run(problem, settings=SETTINGS, checkpoint=tmp_path)
+    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_sharded_search_equals_one_device(result, sharded):
