@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/stall_error.py
 	$(PY) benchmarks/bench_execute.py
 	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_budget.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
