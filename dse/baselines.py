@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from hw.types import Workload
+from hw.x64 import x64
 
 from . import design as dz
 from . import legal, mapper
@@ -120,6 +121,7 @@ class _Run:
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
 
+@x64
 def random_search(
     space: Space,
     workload: Workload,
@@ -194,6 +196,7 @@ def _nsga2(space: Space, workload: Workload, budgets: obj.Budgets, pop_size: int
     return problem, algorithm, sizes
 
 
+@x64
 def nsga2_search(
     space: Space,
     workload: Workload,
@@ -260,6 +263,7 @@ def exhaustive_size(space: Space, workload: Workload) -> tuple[int, int]:
     return math.prod(sizes[: len(HW_KEYS)]), math.prod(sizes[len(HW_KEYS) :])
 
 
+@x64
 def exhaustive_search(
     space: Space,
     workload: Workload,

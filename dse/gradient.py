@@ -37,6 +37,8 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from hw.x64 import x64
+
 from . import design as dz
 from . import legal, mapper, relax
 from .relax import Problem
@@ -169,6 +171,7 @@ def _load(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+@x64
 def run(
     problem: Problem,
     settings: GradientSettings = GradientSettings(),

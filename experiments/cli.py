@@ -24,7 +24,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from experiments import cli_models, cli_search, report, topology
@@ -32,6 +31,7 @@ from hw import cost, layers, memory, presets
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, Mapping, NPUConfig
 from hw.validate import MEMORY_MODELS, InvalidFieldError, validate_config, validate_workload
+from hw.x64 import x64
 
 DEFAULT_PRESET = "scalesim-32x32"
 """The base design of ``simulate`` when no ``--preset`` is given."""
@@ -245,7 +245,7 @@ def check_fits(config: NPUConfig, workload, fits) -> None:
     )
 
 
-_default_mapping = jax.jit(cost.default_mapping)
+_default_mapping = cost.default_mapping
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
@@ -322,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@x64
 def main(argv: list[str] | None = None) -> int:
     """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input)."""
     parser = build_parser()

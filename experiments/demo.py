@@ -34,6 +34,7 @@ from experiments import cli_models, search_report
 from experiments.cli_search import calibration_bits, recheck_accuracy
 from experiments.common import SPACES_DIR, Run, parse_args, trained_model
 from hw import evaluate, get_preset, graph
+from hw.x64 import x64
 from models import data, train
 
 SPACE = SPACES_DIR / "edge.json"
@@ -178,6 +179,7 @@ def summary_md(run: Run, rows, problem, grad, measured, miss, rand, rand_measure
     return "\n".join(lines) + "\n"
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("demo", args, argv)

@@ -71,6 +71,7 @@ from experiments import accuracy as acc_io
 from experiments.cli_search import calibration_bits
 from experiments.common import Run, new_figure, parse_args, trained_model
 from hw import evaluate
+from hw.x64 import x64
 
 PRESET = "edge-tpu-like"
 UNIFORM_BITS = (16, 8, 6, 4, 2)
@@ -91,6 +92,7 @@ def search_space() -> Space:
     )
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("objective", "budgets"))
 def _map(base, workload, design, objective, budgets):
     return mapper.map_design(base, workload, design, objective, budgets)
@@ -311,6 +313,7 @@ def _model(quick: bool, out, seed: int):
     return folder
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_precision", args, argv)

@@ -65,6 +65,7 @@ from dse import design as dz
 from experiments import search_report
 from experiments.common import SPACES_DIR, Run, new_figure, parse_args
 from hw import layers
+from hw.x64 import x64
 from models import zoo
 
 SMALL = SPACES_DIR / "enumerable.json"
@@ -257,6 +258,7 @@ def headline(summary: list[dict], sizes: dict) -> dict:
     return out
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_search_baselines", args, argv)

@@ -37,6 +37,7 @@ from hw.execute import quantize_multiplier, requantize, run_gemm
 from hw.graph import Act, Add, Attention, Conv, Dense, LayerNorm, Mean, Pool
 from hw.quant import QParams
 from hw.types import CostReport, NPUConfig
+from hw.x64 import x64
 
 _EXACT_FLOAT32 = 2**24  # integers (and sums of them) below this magnitude are exact in float32
 _EXACT_FLOAT64 = 2**53
@@ -220,6 +221,7 @@ def layers_with_widths(model, input_shape) -> tuple[tuple[str, ...], tuple[str, 
     return tuple(n for n in names if n in w_used), tuple(n for n in names if n in a_used)
 
 
+@x64
 def quantize_model(
     model,
     calib_x,
@@ -555,6 +557,7 @@ def im2col(x, r: int, s: int, stride: int, padding: int):
     return jnp.stack(taps, axis=3).reshape(b * ho * wo, r * s * c), (b, ho, wo)
 
 
+@x64
 def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="saturate"):
     """``(forward, workload, mapping)`` for batches of ``input_shape`` on ``config``.
 
@@ -585,6 +588,7 @@ def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="
     return _forward(qm, config, tuple(sorted(tile_k.items())), overflow), wl, mapping
 
 
+@x64
 def run_model(
     qm: QuantizedModel, x, config: NPUConfig, *, overflow: str = "saturate"
 ) -> tuple[jax.Array, CostReport]:
@@ -600,7 +604,7 @@ def run_model(
     >>> x = np.linspace(-1, 1, 8).reshape(2, 4)
     >>> qm = quantize_model(model, x, w_bits=8, a_bits=8)
     >>> y, report = run_model(qm, x, get_preset("edge-tpu-like"))
-    >>> [[round(float(v), 2) for v in row] for row in y], int(report.total_cycles.sum()) > 0
+    >>> [[round(float(v), 2) for v in row] for row in y], float(report.total_latency_s) > 0
     ([[0.0, 0.0, 0.0], [0.14, 0.43, 0.71]], True)
     """
     x = jnp.asarray(x, jnp.float32)
@@ -636,7 +640,7 @@ def _forward(qm: QuantizedModel, config: NPUConfig, tile_k: tuple, overflow: str
                 outs[node.name] = (q, qp)
             return quant.dequantize(q, qp)
 
-        cache[key] = jax.jit(forward)
+        cache[key] = x64(jax.jit(forward))
     return cache[key]
 
 
