@@ -25,6 +25,7 @@ def allowed(space: Space, key: str) -> jnp.ndarray:
     return jnp.asarray(getattr(space, key), dtype=jnp.float64)
 
 
+@x64
 def snap(values, choices, up: bool = False):
     """Nearest allowed value in log space (ties to the smaller), elementwise; with ``up`` the
     smallest allowed value not below ``values`` (the largest when none is)."""

@@ -49,6 +49,8 @@ def x64(fn):
         with x64_scope():
             return fn(*args, **kwargs)
 
+    if hasattr(fn, "__wrapped__"):  # a jitted function: keep ``__wrapped__`` the Python one
+        scoped.__wrapped__ = fn.__wrapped__
     for name in _JIT_ATTRIBUTES:
         if hasattr(fn, name):
             setattr(scoped, name, _scoped_method(getattr(fn, name)))
