@@ -81,6 +81,7 @@ def base_design(space: Space, workload: Workload, mapping: Mapping | None = None
     )
 
 
+@x64
 def hardware_bits(design: Design, workload: Workload):
     """Multiplier widths ``(w, a)``: the widest weight width of a GEMM layer and the widest
     activation width of any layer (a network without GEMMs keeps its widest weight width)."""
@@ -90,6 +91,7 @@ def hardware_bits(design: Design, workload: Workload):
     return w, jnp.max(design.a_bits, axis=-1)
 
 
+@x64
 def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
     """The hardware of a design: the base config with the design's values put in."""
     total = sram_total_kib(base)

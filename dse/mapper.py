@@ -116,6 +116,7 @@ def select(
     return jax.tree_util.tree_map(lambda c: jnp.take_along_axis(c, best[None, :], axis=0)[0], cands)
 
 
+@x64
 def loss_weights(m: dict, objective: str, budgets: obj.Budgets, mu: float = 100.0):
     """``(w_E, w_L)``: the gradient of ``log objective + mu * penalty`` in the totals
     ``(E, L)`` (power as ``E / L``), kept non-negative, at the metrics ``m`` of one design."""

@@ -9,7 +9,9 @@ since the setting is part of jit's cache key, a call always finds the 64-bit com
 
 Outside the scope, JAX truncates int64 and float64 to 32 bits, with a warning, in any
 ``jax.numpy`` operation; convert reported arrays with ``np.asarray`` or ``int``/``float``, or
-compute on them inside :func:`x64_scope`.
+compute on them inside :func:`x64_scope`. Likewise, ``jax.jit``, ``jax.grad`` or ``jax.vmap``
+of the package's functions in the caller's code must be traced inside :func:`x64_scope` (or
+decorated with :func:`x64`), so that the whole trace is 64-bit.
 
 >>> import jax, jax.numpy as jnp
 >>> @x64
