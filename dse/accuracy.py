@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hw.types import Array, pytree_dataclass
+from hw.x64 import x64
 
 
 @pytree_dataclass
@@ -38,6 +39,7 @@ class AccuracyModel:
     sens_a: Array  # shape=(L,) accuracy lost per unit of 4^-a_bits; 0 where widths don't count
 
 
+@x64
 def predict(model: AccuracyModel, w_bits: Array, a_bits: Array) -> Array:
     """``float_accuracy - sum_l sens_w[l] 4^-w_bits[l] - sum_l sens_a[l] 4^-a_bits[l]``.
 

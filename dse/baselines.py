@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from hw.types import Workload
+from hw.x64 import x64
 
 from . import design as dz
 from . import legal, mapper
@@ -163,6 +164,7 @@ def _default(budget: SearchBudget | None) -> SearchBudget:
     return budget
 
 
+@x64
 def random_search(
     problem: Problem,
     budget: SearchBudget | None = None,
@@ -234,6 +236,7 @@ def _nsga2(space: Space, workload: Workload, budgets: obj.Budgets, settings, see
     return problem, algorithm, sizes
 
 
+@x64
 def nsga2_search(
     problem: Problem,
     budget: SearchBudget | None = None,
@@ -296,6 +299,7 @@ def exhaustive_size(space: Space, workload: Workload) -> tuple[int, int]:
     return math.prod(sizes[: len(HW_KEYS)]), math.prod(sizes[len(HW_KEYS) :])
 
 
+@x64
 def exhaustive_search(
     problem: Problem,
     budget: SearchBudget | None = None,

@@ -38,6 +38,7 @@ from hw.types import (
     canonical,
     pytree_dataclass,
 )
+from hw.x64 import x64
 
 from . import accuracy as acc
 from .space import Space, sram_total_kib
@@ -58,6 +59,7 @@ class Design:
     mapping: Mapping  # shape=(L,) fields
 
 
+@x64
 def base_design(space: Space, workload: Workload, mapping: Mapping | None = None) -> Design:
     """The base preset as a design (its default mapping unless one is given)."""
     config = space.base_config()
@@ -79,6 +81,7 @@ def base_design(space: Space, workload: Workload, mapping: Mapping | None = None
     )
 
 
+@x64
 def hardware_bits(design: Design, workload: Workload):
     """Multiplier widths ``(w, a)``: the widest weight width of a GEMM layer and the widest
     activation width of any layer (a network without GEMMs keeps its widest weight width)."""
@@ -88,6 +91,7 @@ def hardware_bits(design: Design, workload: Workload):
     return w, jnp.max(design.a_bits, axis=-1)
 
 
+@x64
 def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
     """The hardware of a design: the base config with the design's values put in."""
     total = sram_total_kib(base)
@@ -107,6 +111,7 @@ def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
     )
 
 
+@x64
 def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT):
     """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population)."""
     config = to_config(base, design, workload)
@@ -115,6 +120,7 @@ def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EX
     )
 
 
+@x64
 def metrics(report) -> dict:
     """Whole-workload figures of a report: ``latency_s``, ``energy_j``, ``power_w``,
     ``area_mm2``, ``edp_js`` and ``fits`` (every layer's tiles fit its buffers)."""
@@ -128,6 +134,7 @@ def metrics(report) -> dict:
     }
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("ar",))
 def evaluate_population(
     base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT, accuracy=None
@@ -154,6 +161,7 @@ def take(designs: Design, i: int) -> Design:
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], designs)
 
 
+@x64
 def describe(space: Space, design: Design, workload: Workload) -> dict:
     """A JSON-ready description: hardware values, per-layer bit widths and mapping."""
     d = jax.tree_util.tree_map(np.asarray, design)

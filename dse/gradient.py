@@ -41,6 +41,8 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from hw.x64 import x64
+
 from . import checkpoint as ckpt
 from . import design as dz
 from . import legal, mapper, relax
@@ -224,6 +226,7 @@ def _load(folder: Path, fp: str, template, rec: Recorder, settings: GradientSett
     return params, opt_state, chunk
 
 
+@x64
 def run(
     problem: Problem,
     budget: SearchBudget | None = None,

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hw.types import Mapping, Workload
+from hw.x64 import x64
 
 from .design import Design
 from .space import BIT_KEYS, HW_KEYS, Space
@@ -24,6 +25,7 @@ def allowed(space: Space, key: str) -> jnp.ndarray:
     return jnp.asarray(getattr(space, key), dtype=jnp.float64)
 
 
+@x64
 def snap(values, choices, up: bool = False):
     """Nearest allowed value in log space (ties to the smaller), elementwise; with ``up`` the
     smallest allowed value not below ``values`` (the largest when none is)."""
@@ -37,6 +39,7 @@ def snap(values, choices, up: bool = False):
     return choices[jnp.argmin(dist, axis=-1)]
 
 
+@x64
 def snap_design(space: Space, workload: Workload, design: Design, bits_up: bool = False) -> Design:
     """Every hardware value and bit width of ``design`` moved to its nearest allowed value
     (widths up to the next allowed one with ``bits_up``);
@@ -57,6 +60,7 @@ def snap_design(space: Space, workload: Workload, design: Design, bits_up: bool 
     return Design(dataflow=df, w_bits=w, a_bits=a, mapping=design.mapping, **hw)
 
 
+@x64
 def sample(space: Space, workload: Workload, key, n: int) -> Design:
     """``n`` designs drawn uniformly from the allowed values (per-layer widths drawn per
     layer when ``per_layer_bits``), with placeholder unit tiles (map them before use)."""
@@ -78,6 +82,7 @@ def sample(space: Space, workload: Workload, key, n: int) -> Design:
     return snap_design(space, workload, d)
 
 
+@x64
 def from_indices(space: Space, workload: Workload, idx: np.ndarray) -> Design:
     """Designs from integer genes, shape=(B, G): one index per hardware key and, per layer
     (or once without ``per_layer_bits``), one per bit key — the encoding of the NSGA-II and

@@ -24,6 +24,7 @@ import numpy as np
 
 from hw import cost
 from hw.types import Mapping, NPUConfig, Workload
+from hw.x64 import x64
 
 from . import design as dz
 from . import objective as obj
@@ -41,12 +42,14 @@ def _clip_tiles(config: NPUConfig, workload: Workload, tm, tk, tn):
     )
 
 
+@x64
 def min_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     """The smallest legal tiles, loop order ``out``: the fallback when nothing fits."""
     tm, tk, tn = cost.min_tiles(config, workload)
     return Mapping(tm, tk, tn, jnp.zeros_like(tm))
 
 
+@x64
 def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
     """Every power-of-two tiling (and the full dimension) in every loop order,
     shape=(C, L) with ``C = 16**3 * 3 + 1``; the last candidate is :func:`min_mapping`."""
@@ -67,6 +70,7 @@ def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
     return _append(cands, min_mapping(config, workload))
 
 
+@x64
 def local_candidates(config: NPUConfig, workload: Workload, mapping: Mapping) -> Mapping:
     """Tiles within a factor of four of ``mapping``'s (rounded to powers of two, clipped to the
     legal range), in every loop order, plus the full dimensions: shape=(C, L), C = 125*3 + 4."""
@@ -94,6 +98,7 @@ def _append(cands: Mapping, one: Mapping) -> Mapping:
     )
 
 
+@x64
 def select(
     base: NPUConfig, workload: Workload, design: dz.Design, cands: Mapping, weights
 ) -> Mapping:
@@ -111,6 +116,7 @@ def select(
     return jax.tree_util.tree_map(lambda c: jnp.take_along_axis(c, best[None, :], axis=0)[0], cands)
 
 
+@x64
 def loss_weights(m: dict, objective: str, budgets: obj.Budgets, mu: float = 100.0):
     """``(w_E, w_L)``: the gradient of ``log objective + mu * penalty`` in the totals
     ``(E, L)`` (power as ``E / L``), kept non-negative, at the metrics ``m`` of one design."""
@@ -129,6 +135,7 @@ def loss_weights(m: dict, objective: str, budgets: obj.Budgets, mu: float = 100.
     return g_e, g_l
 
 
+@x64
 def map_design(
     base: NPUConfig,
     workload: Workload,

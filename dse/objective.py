@@ -22,6 +22,8 @@ import math
 
 import jax.numpy as jnp
 
+from hw.x64 import x64
+
 OBJECTIVES = {"edp": "edp_js", "energy": "energy_j", "latency": "latency_s"}
 """Objective names and the metric each minimizes."""
 
@@ -63,6 +65,7 @@ class Budgets:
         return out
 
 
+@x64
 def objective(m: dict, name: str):
     """The metric an objective minimizes."""
     if name not in OBJECTIVES:
@@ -70,6 +73,7 @@ def objective(m: dict, name: str):
     return m[OBJECTIVES[name]]
 
 
+@x64
 def misses(m: dict, budgets: Budgets) -> dict:
     """Per budget, the relative miss: ``value / limit - 1`` (upper bounds) or
     ``1 - value / limit`` (lower bounds); positive means the budget is broken."""
@@ -79,6 +83,7 @@ def misses(m: dict, budgets: Budgets) -> dict:
     }
 
 
+@x64
 def feasible(m: dict, budgets: Budgets):
     """True where every budget holds and every tile fits (exact metrics)."""
     ok = jnp.asarray(m["fits"])
@@ -87,6 +92,7 @@ def feasible(m: dict, budgets: Budgets):
     return ok
 
 
+@x64
 def penalty(m: dict, budgets: Budgets):
     """Sum of squared hinges of ``log(value / limit)`` (see the module docstring)."""
     total = 0.0
@@ -96,6 +102,7 @@ def penalty(m: dict, budgets: Budgets):
     return total
 
 
+@x64
 def worst_miss(m: dict, budgets: Budgets) -> tuple[str, float] | None:
     """The most broken budget of one design (NumPy metrics) and its relative miss, or None."""
     found = [(k, float(v)) for k, v in misses(m, budgets).items() if float(v) > 0]

@@ -37,6 +37,7 @@ import numpy as np
 from hw import cost, memory
 from hw.arith import Arith
 from hw.types import Mapping, pytree_dataclass
+from hw.x64 import x64
 
 from . import accuracy
 from . import design as dz
@@ -60,6 +61,7 @@ class Params:
     a_bits: jnp.ndarray  # shape=(L,) or (1,)
 
 
+@x64
 def bounds(problem: Problem) -> tuple[Params, Params]:
     """Lower and upper corners of the box, as Params (one start)."""
     space, wl = problem.space, problem.workload
@@ -79,10 +81,12 @@ def bounds(problem: Problem) -> tuple[Params, Params]:
     return corner(min, np.zeros((n, 3)), -10.0), corner(max, dims, 10.0)
 
 
+@x64
 def project(params: Params, lo: Params, hi: Params) -> Params:
     return jax.tree_util.tree_map(jnp.clip, params, lo, hi)
 
 
+@x64
 def init(problem: Problem, key, n: int) -> Params:
     """``n`` starts drawn uniformly in the box (log space), with zero loop-order logits."""
     lo, hi = bounds(problem)

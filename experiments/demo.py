@@ -31,6 +31,7 @@ from tqdm import tqdm
 from dse import Budgets, GradientSettings, Problem, SearchBudget, describe, methods
 from experiments.common import Run, parse_args, trained_model
 from hw import evaluate, get_preset, graph
+from hw.x64 import x64
 from models import data, train
 from npu_dse import calibration as acc_io
 from npu_dse import plots as search_report
@@ -183,6 +184,7 @@ def summary_md(run: Run, rows, problem, grad, measured, miss, rand, rand_measure
     return "\n".join(lines) + "\n"
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("demo", args, argv)

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from experiments.common import Run, new_figure, parse_args
 from hw import canonical, evaluate, get_preset
+from hw.x64 import x64
 from models import get_network
 
 WORKLOADS = ("resnet18", "bert_base_layer")
@@ -245,6 +246,7 @@ def lines_figure(rows: list[dict], sides, srams):
     return fig
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_array_scaling", args, argv)

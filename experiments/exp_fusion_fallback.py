@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from experiments.common import Run, new_figure, parse_args, trained_workload
 from hw import canonical, default_mapping, evaluate, get_preset
+from hw.x64 import x64
 from models import get_network
 
 VARIANTS = {  # name -> changes to the preset
@@ -122,6 +123,7 @@ def ratio_figure(rows: list[dict]):
     return fig
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_fusion_fallback", args, argv)

@@ -63,6 +63,7 @@ from tqdm import tqdm
 
 from experiments.common import Run, new_figure, parse_args, trained_workload
 from hw import canonical, evaluate, evaluate_gpu, get_gpu_preset, get_preset, layers, tech
+from hw.x64 import x64
 from models import get_network
 
 TRAINED = ("cnn", "transformer")
@@ -353,6 +354,7 @@ def breakdown_figure(results: list[dict], networks):
     return fig
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_gpu_vs_npu", args, argv)

@@ -69,6 +69,7 @@ from dse import accuracy as proxy_model
 from dse import design as dz
 from experiments.common import Run, new_figure, parse_args, trained_model
 from hw import evaluate
+from hw.x64 import x64
 from npu_dse import calibration as acc_io
 from npu_dse.calibration import calibration_bits
 
@@ -91,6 +92,7 @@ def search_space() -> Space:
     )
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("objective", "budgets"))
 def _map(base, workload, design, objective, budgets):
     return mapper.map_design(base, workload, design, objective, budgets)
@@ -311,6 +313,7 @@ def _model(quick: bool, out, seed: int):
     return folder
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_precision", args, argv)

@@ -61,6 +61,7 @@ from dse import (
 )
 from experiments.common import Run, new_figure, parse_args
 from hw import layers
+from hw.x64 import x64
 from models import zoo
 from npu_dse import plots as search_report
 from npu_dse.search import budgets_for
@@ -234,6 +235,7 @@ def headline(summary: list[dict], sizes: dict) -> dict:
     return out
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_search_baselines", args, argv)

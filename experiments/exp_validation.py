@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from experiments.common import Run, new_figure, parse_args
 from hw import cost, get_gpu_preset, get_preset, layers
+from hw.x64 import x64
 from npu_dse.reference import design_for, gemm_workload, load_reference, reference_path
 
 MEMORY_MODELS = ("scalesim", "tiled")
@@ -189,6 +190,7 @@ def _parity_plot(x, y, groups, title: str, ylabel: str):
     return fig
 
 
+@x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
     run = Run("exp_validation", args, argv)

@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from experiments.common import MODEL_CACHE_ENV, parse_args, versions
+from hw.x64 import x64
 
 EXPERIMENTS = (
     ("exp_gpu_vs_npu", "GPU vs NPU on inference"),
@@ -67,6 +68,7 @@ def section(name: str, title: str, folder: Path, headline: dict | None, error: s
     return lines
 
 
+@x64
 def main(argv=None) -> int:
     args = parse_args(__doc__, argv)
     out = Path(args.out)

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from hw import arith, mac_array, memory, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
 from hw.types import CostReport, Mapping, NPUConfig, Workload
+from hw.x64 import x64
 
 # Tile-size candidates of the default mapper: powers of two up to 2**16, plus the full size.
 _TILE_EXPONENTS = 17
@@ -65,6 +66,7 @@ def _candidates(dim, lo):
     return jnp.concatenate([cand, jnp.maximum(dim, 1)[..., None]], axis=-1)
 
 
+@x64
 @jax.jit
 def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     """Per layer, the fitting tiles and loop order with the fewest total cycles.
@@ -161,6 +163,7 @@ def _host(config: NPUConfig, workload: Workload, host, ar: Arith):
     return jnp.where(host, cycles, 0.0), jnp.where(host, energy, 0.0)
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("ar", "stall"))
 def evaluate(
     config: NPUConfig,

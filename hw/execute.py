@@ -36,6 +36,7 @@ import numpy as np
 
 from hw.quant import qrange
 from hw.types import DATAFLOWS
+from hw.x64 import x64
 
 OVERFLOW_POLICIES = ("wrap", "saturate")
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -204,6 +205,7 @@ def _chunk_size(a, w, rows, cols, dataflow, acc_bits, overflow, tile_k, psum_bit
     return k if tile_k is None and dataflow in ("os", 0) else min(tile_k or rows, k)
 
 
+@x64
 def run_gemm(a, w, *, rows, cols, dataflow, acc_bits, overflow="wrap", tile_k=None, psum_bits=None):
     """``a @ w`` (int64, ``M x N``) as the array computes it; see the module docstring.
 
@@ -273,6 +275,7 @@ def _requantize(x, multiplier, shift, zero_point, *, qmin: int, qmax: int, relu:
     return jnp.clip(q, jnp.maximum(qmin, zero_point) if relu else qmin, qmax)
 
 
+@x64
 def requantize(
     acc, *, multiplier, shift, zero_point=0, bias=None, out_bits=8, signed=True, relu=False
 ):

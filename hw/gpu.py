@@ -65,6 +65,7 @@ import numpy as np
 from hw import arith, schedule, tech
 from hw.arith import EXACT, Arith
 from hw.types import Array, Workload, WorkloadTotals, pytree_dataclass, static
+from hw.x64 import x64, x64_property
 
 PRECISIONS = ("fp16", "fp32", "int8")
 """Values of ``GPUConfig.precision``."""
@@ -116,14 +117,14 @@ class GPUConfig:
     precision: str = static("fp16")  # one of PRECISIONS: operands, traffic and MAC rate
     fusion: bool = static(True)  # elementwise ops after a GEMM run in its epilogue
 
-    @property
+    @x64_property
     def macs_per_cycle_per_sm(self):
         """``macs_eff``: fp16 ``macs_per_sm``, int8 twice that, fp32 ``vector_lanes_per_sm``."""
         if self.precision == "fp32":
             return self.vector_lanes_per_sm
         return self.macs_per_sm * (2.0 if self.precision == "int8" else 1.0)
 
-    @property
+    @x64_property
     def peak_ops_per_s(self):
         """Peak dense throughput at the precision, 2 ops per MAC: ``2 S macs_eff f_clk``."""
         return 2.0 * self.sms * self.macs_per_cycle_per_sm * self.clock_mhz * 1e6
@@ -146,12 +147,12 @@ class GPUReport(WorkloadTotals):
     peak_ops_per_s: Array  # scalar, dense peak at the precision
     names: tuple[str, ...] = static(())
 
-    @property
+    @x64_property
     def energy_pj(self):
         """Per-layer energy, pJ."""
         return self.dynamic_pj + self.energy_static_pj
 
-    @property
+    @x64_property
     def dynamic_pj(self):
         """Per-layer energy without static power, pJ."""
         return (
@@ -161,7 +162,7 @@ class GPUReport(WorkloadTotals):
             + (self.energy_vector_pj)
         )
 
-    @property
+    @x64_property
     def data_movement_share(self):
         """``(on-chip + DRAM) / dynamic`` energy over the workload, 0-1."""
         moved = jnp.sum(self.energy_onchip_pj + self.energy_dram_pj, axis=-1)
@@ -305,6 +306,7 @@ def _evaluate(config: GPUConfig, workload: Workload, ar: Arith) -> GPUReport:
     )
 
 
+@x64
 def evaluate_gpu(config: GPUConfig, workload: Workload, ar: Arith = EXACT) -> GPUReport:
     """Latency and energy of a workload on a GPU design (see the module docstring).
 

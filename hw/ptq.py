@@ -17,6 +17,7 @@ from hw import graph, quant
 from hw.nodes import Calibration
 from hw.planning import Bits, plan_widths
 from hw.quant import QParams
+from hw.x64 import x64
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -53,6 +54,7 @@ def _check_given(given: dict, acts: dict, a_bits: Bits) -> None:
             raise ValueError(f"act_qparams[{key!r}] has {qp.bits} bits, the model {want}")
 
 
+@x64
 def quantize_model(
     model,
     calib_x,

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hw.types import Array, pytree_dataclass, static
+from hw.x64 import x64
 
 MIN_SCALE = 2.0**-40
 """Smallest scale :func:`calibrate` returns. A tensor (or channel) that is all zeros has no
@@ -119,6 +120,7 @@ def _round_clip(x, qp: QParams):
     return jnp.clip(q, qmin, qmax), q
 
 
+@x64
 def quantize(x, qp: QParams):
     """``q = clip(round(x / s) + z, qmin, qmax)`` as int32 (round half to even).
 
@@ -134,6 +136,7 @@ def _quantize(x, qp: QParams):
     return _round_clip(x, qp)[0].astype(jnp.int32)
 
 
+@x64
 def dequantize(q, qp: QParams):
     """``x_hat = (q - z) * s``, in the scale's floating dtype.
 
@@ -152,6 +155,7 @@ def _dequantize(q, qp: QParams):
     return (q - z).astype(jnp.result_type(s, jnp.float32)) * s
 
 
+@x64
 def fake_quant(x, qp: QParams):
     """``dequantize(quantize(x))`` in floating point, with a straight-through gradient.
 
@@ -210,6 +214,7 @@ def _mse_ratio(x2, lo, hi, qmin, qmax, symmetric: bool):
     return ratios[jnp.argmin(errs, axis=0)]
 
 
+@x64
 def calibrate(
     x,
     bits: int,

@@ -67,6 +67,7 @@ import math
 import jax.numpy as jnp
 
 from hw.types import NPUConfig, TechTable
+from hw.x64 import x64
 
 REF_NODE_NM = 45.0
 """Node of the anchor figures, nm."""
@@ -79,6 +80,7 @@ two-thirds of the die (Jouppi et al., ISCA 2017)."""
 _MIN_SRAM_KIB = 1e-6  # clamp for SRAM sizes so that size**exp keeps a finite gradient at 0
 
 
+@x64
 def default_tech(node_nm: float = REF_NODE_NM) -> TechTable:
     """The technology table at ``node_nm`` (see the module table for values and sources).
 
@@ -111,6 +113,7 @@ def default_tech(node_nm: float = REF_NODE_NM) -> TechTable:
     )
 
 
+@x64
 def mac_energy_pj(w_bits, a_bits, acc_bits, tech: TechTable):
     """Energy of one multiply-accumulate, pJ.
 
@@ -121,6 +124,7 @@ def mac_energy_pj(w_bits, a_bits, acc_bits, tech: TechTable):
     return tech.mult_pj_8b * (w_bits * a_bits / 64.0) + tech.add_pj_32b * (acc_bits / 32.0)
 
 
+@x64
 def mac_area_um2(w_bits, a_bits, acc_bits, tech: TechTable):
     """Area of one multiply-accumulate unit with its accumulator register, um^2.
 
@@ -134,6 +138,7 @@ def mac_area_um2(w_bits, a_bits, acc_bits, tech: TechTable):
     )
 
 
+@x64
 def sram_pj_per_bit(size_kib, tech: TechTable):
     """Access energy per bit of an SRAM of ``size_kib``, pJ.
 
@@ -145,6 +150,7 @@ def sram_pj_per_bit(size_kib, tech: TechTable):
     return tech.sram_pj_per_64b_ref / 64.0 * (size / tech.sram_ref_kib) ** tech.sram_energy_exp
 
 
+@x64
 def sram_area_mm2(size_kib, tech: TechTable):
     """Area of ``size_kib`` of SRAM, mm^2: ``size * 8192 bits * sram_um2_per_bit * 1e-6``.
 
@@ -154,6 +160,7 @@ def sram_area_mm2(size_kib, tech: TechTable):
     return size_kib * 8192.0 * tech.sram_um2_per_bit * 1e-6
 
 
+@x64
 def vector_lane_um2(tech: TechTable):
     """Area of one vector lane, um^2: a 16-bit multiply-add with 32-bit accumulation and two
     16-bit operand registers, ``mac_area_um2(16, 16, 32) + 32 * reg_um2_per_bit``.
@@ -164,6 +171,7 @@ def vector_lane_um2(tech: TechTable):
     return mac_area_um2(16.0, 16.0, 32.0, tech) + 32.0 * tech.reg_um2_per_bit
 
 
+@x64
 def area_mm2(config: NPUConfig):
     """Die area of a design, mm^2.
 
@@ -189,6 +197,7 @@ def area_mm2(config: NPUConfig):
     return core_mm2 / (1.0 - OVERHEAD_SHARE)
 
 
+@x64
 def leakage_w(config: NPUConfig):
     """Static power of a design, W: ``area_mm2 * leak_mw_per_mm2 * 1e-3``."""
     return area_mm2(config) * config.tech.leak_mw_per_mm2 * 1e-3

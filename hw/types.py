@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hw.x64 import x64, x64_property
+
 Array = Any  # a jax or numpy array, or a Python number
 
 DATAFLOWS = ("os", "ws", "is")
@@ -110,7 +112,7 @@ class NPUConfig:
     def dataflow_name(self) -> str:
         return DATAFLOWS[int(self.dataflow)]
 
-    @property
+    @x64_property
     def peak_ops_per_s(self):
         """Peak throughput, 2 ops (multiply + add) per MAC per cycle."""
         return 2.0 * self.rows * self.cols * self.clock_mhz * 1e6
@@ -141,7 +143,7 @@ class Workload:
     def num_layers(self) -> int:
         return len(self.names)
 
-    @property
+    @x64_property
     def macs(self):
         """Multiply-accumulates per layer, shape=(L,)."""
         return self.gemm_m * self.gemm_k * self.gemm_n * self.gemm_count
@@ -165,20 +167,20 @@ class WorkloadTotals:
     """Whole-workload figures of a per-layer report with ``latency_s`` and ``energy_pj``
     (shape ``(..., L)``); shared by the NPU's :class:`CostReport` and ``hw.gpu.GPUReport``."""
 
-    @property
+    @x64_property
     def total_latency_s(self):
         return jnp.sum(self.latency_s, axis=-1)
 
-    @property
+    @x64_property
     def total_energy_j(self):
         return jnp.sum(self.energy_pj, axis=-1) * 1e-12
 
-    @property
+    @x64_property
     def power_w(self):
         """Average power over the workload, W."""
         return self.total_energy_j / self.total_latency_s
 
-    @property
+    @x64_property
     def edp_js(self):
         return self.total_energy_j * self.total_latency_s
 
@@ -219,12 +221,12 @@ class CostReport(WorkloadTotals):
     area_mm2: Array  # scalar, the design's area
     names: tuple[str, ...] = static(())
 
-    @property
+    @x64_property
     def latency_s(self):
         """Per-layer latency, s."""
         return self.total_cycles / (self.clock_mhz[..., None] * 1e6)
 
-    @property
+    @x64_property
     def energy_pj(self):
         """Per-layer energy, pJ."""
         return (
@@ -238,6 +240,7 @@ class CostReport(WorkloadTotals):
         )
 
 
+@x64
 def canonical(tree):
     """Cast every leaf to an int64 or float64 NumPy array (by its kind), so that designs built
     from Python numbers and from presets share one jit signature and never recompile."""

@@ -53,6 +53,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from hw.x64 import x64
+
 PRECISIONS = ("int16", "fp16", "fp32")
 OPS = ("softmax", "layernorm", "gelu", "relu", "add", "max_pool2d", "avg_pool2d")
 
@@ -179,6 +181,7 @@ def _isqrt(n):
 # ---- the ops
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("axis", "precision"))
 def softmax(x, axis: int = -1, precision: str = "fp32", mask=None):
     """Softmax along ``axis``; ``mask`` (boolean, broadcast to ``x``) False excludes a position.
@@ -224,6 +227,7 @@ def softmax(x, axis: int = -1, precision: str = "fp32", mask=None):
     return _dequant(_divide_uq16(e, e.sum(axis, keepdims=True)), 16)
 
 
+@x64
 @functools.partial(jax.jit, static_argnames="precision")
 def layernorm(x, gamma, beta, eps: float = 1e-5, precision: str = "fp32"):
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance).
@@ -266,6 +270,7 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, precision: str = "fp32"):
     return _requant(acc, 11 + fg)
 
 
+@x64
 @functools.partial(jax.jit, static_argnames="precision")
 def gelu(x, precision: str = "fp32"):
     """GELU, ``x Phi(x) = x / 2 (1 + erf(x / sqrt 2))``.
@@ -300,6 +305,7 @@ def _float(precision):
     return _F16 if precision == "fp16" else jnp.float32
 
 
+@x64
 @functools.partial(jax.jit, static_argnames="precision")
 def relu(x, precision: str = "fp32"):
     """``max(x, 0)``, exact on the stored values (the error is the storage rounding).
@@ -315,6 +321,7 @@ def relu(x, precision: str = "fp32"):
     return _dequant(jnp.maximum(_quant(x, f), 0), f)
 
 
+@x64
 @functools.partial(jax.jit, static_argnames="precision")
 def add(x, y, precision: str = "fp32"):
     """Residual add ``x + y`` (shapes broadcast). int16: both aligned to the finer scale, added
@@ -353,6 +360,7 @@ def _pool(x, window, stride, name):
     return reduce, wh * ww
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("window", "stride", "precision"))
 def max_pool2d(x, window, stride, precision: str = "fp32"):
     """Max pooling over ``window`` (int or (h, w)) with ``stride``, no padding, NHWC.
@@ -369,6 +377,7 @@ def max_pool2d(x, window, stride, precision: str = "fp32"):
     return _dequant(reduce(_quant(x, f), jnp.int64(_WORD_MIN), jax.lax.max), f)
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("window", "stride", "precision"))
 def avg_pool2d(x, window, stride, precision: str = "fp32"):
     """Average pooling, NHWC, no padding: window sum / window size.

@@ -64,6 +64,7 @@ import numpy as np
 
 from hw import layers
 from hw.types import Workload
+from hw.x64 import x64
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,7 @@ def _repeat(lay: layers.Layer, times: int) -> layers.Layer:
     return dataclasses.replace(lay, **{f: getattr(lay, f) * times for f in fields})
 
 
+@x64
 def extract_workload(
     fn, *example_args, name_prefix: str = "", weight_args: tuple[int, ...] = ()
 ) -> tuple[Workload, list[layers.Layer]]:

@@ -38,6 +38,7 @@ import optax
 from flax import nnx, serialization
 
 from hw import engine
+from hw.x64 import x64
 from models import data
 from models.cnn import CNN, set_qat
 from models.configs import TrainConfig
@@ -59,6 +60,7 @@ COLUMNS = (
 )
 
 
+@x64
 def create_model(config: TrainConfig, key: jax.Array) -> nnx.Module:
     """The untrained model of ``config``, parameters drawn from ``key``."""
     rngs = nnx.Rngs(params=key)
@@ -111,6 +113,7 @@ def _eval(graphdef, state, x, y):
     return _loss(nnx.merge(graphdef, state), x, y)
 
 
+@x64
 def evaluate(model: nnx.Module, x, y) -> dict:
     """``{"loss", "accuracy"}`` of ``model`` on ``(x, y)``; puts the model in evaluation mode
     (frozen activation ranges) and keeps its QAT setting."""
@@ -120,6 +123,7 @@ def evaluate(model: nnx.Module, x, y) -> dict:
     return {"loss": float(loss), "accuracy": float(acc)}
 
 
+@x64
 def ptq(model: nnx.Module, calib_x, w_bits: int, a_bits: int, *, method: str = "minmax"):
     """Quantize ``model.to_graph()`` for ``hw.engine``: activation ranges that QAT learned at
     ``a_bits`` are kept, the others are calibrated on ``calib_x``."""
@@ -134,6 +138,7 @@ def _qat_on(config: TrainConfig, epoch: int) -> bool:
     return config.qat_bits is not None and epoch >= config.qat_from_epoch
 
 
+@x64
 def train_and_evaluate(
     config: TrainConfig,
     workdir: str | os.PathLike,
@@ -279,6 +284,7 @@ def _read(workdir: Path) -> dict:
     return ckpt
 
 
+@x64
 def load_checkpoint(workdir: str | os.PathLike) -> tuple[nnx.Module, TrainConfig]:
     """The trained model (evaluation mode, QAT as in its last epoch) and its config."""
     ckpt = _read(Path(workdir))

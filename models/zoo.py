@@ -30,6 +30,7 @@ import dataclasses
 from hw import layers
 from hw.layers import Layer, conv_out_size
 from hw.types import Workload
+from hw.x64 import x64
 
 # MobileNetV2 bottlenecks (Sandler et al. 2018, Table 2): expansion t, channels c, repeats n,
 # first stride s.
@@ -236,6 +237,7 @@ ZOO = {
 ``seq``)."""
 
 
+@x64
 def get_network(name: str, **kw) -> Workload:
     """The :class:`~hw.types.Workload` of a built-in network, e.g.
     ``get_network("resnet18", batch=8)``."""

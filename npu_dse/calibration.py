@@ -27,6 +27,7 @@ import numpy as np
 from dse import accuracy
 from hw import engine, graph, presets
 from hw.types import NPUConfig, Workload
+from hw.x64 import x64
 from models import data, set_qat, train
 
 CALIBRATION_SAMPLES = 512
@@ -102,6 +103,7 @@ def _per_layer(field: str, bits, names: tuple[str, ...]) -> dict:
     return {n: int(b) for n, b in zip(names, values, strict=True)}
 
 
+@x64
 def measure(
     checkpoint_dir: str | os.PathLike,
     w_bits_per_layer,
@@ -124,6 +126,7 @@ def measure(
     return _accuracy(run, _quantize(run, w, a), config, slice(None))
 
 
+@x64
 def calibrate(
     checkpoint_dir: str | os.PathLike,
     workload_names: tuple[str, ...] | None = None,
@@ -192,6 +195,7 @@ def calibration_bits(space) -> tuple[int, ...]:
     return tuple(widths[:2]) or (8,)
 
 
+@x64
 def recheck_accuracy(checkpoint, problem, result) -> tuple[float | None, str | None]:
     """Execute the best designs (by the proxy) until one meets ``--min-accuracy``.
 

@@ -29,6 +29,7 @@ from hw.checks import FULL_LOAD_GEMM, full_load_power_w
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, NPUConfig
 from hw.validate import MEMORY_MODELS
+from hw.x64 import x64
 from npu_dse import cli_models, cli_search, designs, report
 from npu_dse import workloads as topology
 from npu_dse.designs import DEFAULT_BASE as DEFAULT_PRESET
@@ -292,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@x64
 def main(argv: list[str] | None = None) -> int:
     """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input)."""
     parser = build_parser()

@@ -37,6 +37,7 @@ import numpy as np
 from hw import presets
 from hw.types import DATAFLOWS, LOOP_ORDERS, Mapping, NPUConfig, TechTable, Workload, canonical
 from hw.validate import InvalidFieldError, validate_config
+from hw.x64 import x64
 
 FORMAT = "npu-dse-design"
 VERSION = 1
@@ -106,6 +107,7 @@ def _number(value: float | int, integer: bool):
     return int(x) if integer and x == int(x) else x
 
 
+@x64
 def config_to_dict(config: NPUConfig) -> dict:
     """Every hardware and ``tech`` field of ``config`` as a design-file object."""
     out: dict = {"format": FORMAT, "version": VERSION, "name": config.name}
@@ -127,6 +129,7 @@ def config_to_dict(config: NPUConfig) -> dict:
     return out
 
 
+@x64
 def design_to_dict(
     config: NPUConfig,
     workload: Workload | None = None,
@@ -230,6 +233,7 @@ def _layers(spec) -> dict[str, dict]:
     return out
 
 
+@x64
 def design_from_dict(spec) -> DesignFile:
     """Read a design object (see the module docstring); bad keys or values raise one line."""
     if not isinstance(spec, dict):
@@ -275,6 +279,7 @@ def load_design(path: str | Path) -> DesignFile:
         raise ValueError(f"{path}: {err}") from None
 
 
+@x64
 def per_layer(design: DesignFile, workload: Workload, mapping: Mapping):
     """The design's per-layer choices on ``workload``: ``(mapping, layer_bits)``.
 

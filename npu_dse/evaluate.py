@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hw import graph, run_model
+from hw.x64 import x64
 from models import data, set_qat, train
 from npu_dse.calibration import CALIBRATION_SAMPLES
 from npu_dse.designs import DesignFile
@@ -53,6 +54,7 @@ class Evaluation:
         }
 
 
+@x64
 def evaluate(checkpoint: str | Path, design: DesignFile, label: str = "") -> Evaluation:
     """Execute the checkpoint's model on ``design`` (see the module docstring)."""
     model, cfg = train.load_checkpoint(checkpoint)

@@ -19,6 +19,7 @@ from pathlib import Path
 import dse
 from dse import Budgets, Problem, SearchBudget, Space, base_design, metrics
 from dse import design as dz
+from hw.x64 import x64
 from npu_dse import plots
 from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
@@ -96,6 +97,7 @@ class SearchOutcome:
         )
 
 
+@x64
 def design_file(problem: Problem, design: dz.Design) -> dict:
     """A searched design as a design file: the hardware the search evaluated (the base with
     the design's values) and every layer's widths and mapping."""
@@ -104,12 +106,14 @@ def design_file(problem: Problem, design: dz.Design) -> dict:
     return design_to_dict(config, problem.workload, design.mapping, (design.w_bits, design.a_bits))
 
 
+@x64
 def budgets_for(space: Space, workload) -> Budgets:
     """Latency at most the base preset's; power at most 1.5x the base preset's."""
     m = metrics(dz.evaluate(space.base_config(), workload, base_design(space, workload)))
     return Budgets(max_latency_s=float(m["latency_s"]), max_power_w=1.5 * float(m["power_w"]))
 
 
+@x64
 def problem_from_files(
     space: str | Path,
     objective: str,
@@ -163,6 +167,7 @@ def run_method(
     )
 
 
+@x64
 def search(
     problem: Problem,
     method: str = "gradient",

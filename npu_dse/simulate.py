@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from hw import checks, cost
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, CostReport, Mapping, NPUConfig, Workload, canonical
 from hw.validate import InvalidFieldError, validate_config, validate_workload
+from hw.x64 import x64
 from npu_dse import report
 from npu_dse.designs import DEFAULT_BASE, FIELDS, DesignFile, load_design, per_layer, split_sram
 
@@ -77,6 +77,7 @@ def _override(config: NPUConfig, key: str, value) -> dict:
     return {key: np.asarray(value, np.asarray(getattr(config, key)).dtype)}
 
 
+@x64
 def resolve_design(
     design: str | Path | DesignFile | NPUConfig | None = None,
     *,
@@ -128,9 +129,7 @@ def resolve_design(
     return dataclasses.replace(found, config=config)
 
 
-_default_mapping = jax.jit(cost.default_mapping)
-
-
+@x64
 def simulate(
     workload: Workload, design: DesignFile | NPUConfig, *, stall: bool = True, base: str = ""
 ) -> Simulation:
@@ -144,7 +143,7 @@ def simulate(
         design = DesignFile(design)
     config = validate_config(design.config)
     validate_workload(workload)
-    mapping, layer_bits = per_layer(design, workload, _default_mapping(config, workload))
+    mapping, layer_bits = per_layer(design, workload, cost.default_mapping(config, workload))
     rep = cost.evaluate(config, workload, mapping, stall=stall, layer_bits=layer_bits)
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -25,6 +24,7 @@ from dse.problem import Problem, SearchBudget
 from dse.result import METRICS
 from dse.space import Space
 from hw import cost, layers
+from hw.x64 import x64
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {
@@ -114,13 +114,16 @@ def smooth_fns(problem):
         )
 
     return {
-        "loss_grad": jax.jit(jax.vmap(loss_grad, in_axes=(0, 0, None))),
-        "metrics": jax.jit(lambda p, df, t: relax.smooth_metrics(problem, p, df, relax.smooth(t))),
+        # traced in the model's 64-bit arithmetic, as dse.gradient.run does
+        "loss_grad": x64(jax.jit(jax.vmap(loss_grad, in_axes=(0, 0, None)))),
+        "metrics": x64(
+            jax.jit(lambda p, df, t: relax.smooth_metrics(problem, p, df, relax.smooth(t)))
+        ),
     }
 
 
 def stack(params: list) -> relax.Params:
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *params)
 
 
 def test_loss_and_gradients_are_finite_in_the_box(problem, smooth_fns):
@@ -139,7 +142,7 @@ def test_loss_and_gradients_are_finite_in_the_box(problem, smooth_fns):
     n = len(points)
     for dataflow in (0, 1, 2):
         for t in (0.3, 0.03, 0.003):
-            value, grad = smooth_fns["loss_grad"](params, jnp.full(n, dataflow), t)
+            value, grad = smooth_fns["loss_grad"](params, np.full(n, dataflow), t)
             assert np.isfinite(np.asarray(value)).all(), (dataflow, t)
             for path, g in jax.tree_util.tree_leaves_with_path(grad):
                 assert np.isfinite(np.asarray(g)).all(), (dataflow, t, path)

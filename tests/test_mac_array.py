@@ -3,6 +3,7 @@
 import csv
 import itertools
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,9 +18,10 @@ from npu_dse.reference import gemm_shapes, reference_path
 def _model(shapes):
     s = shapes
     args = (s["m"], s["k"], s["n"], s["rows"], s["cols"], s["dataflow"])
-    cycles = np.asarray(mac_array.compute_cycles(*args, EXACT))
-    eff = np.asarray(mac_array.mapping_efficiency(*args, EXACT))
-    reads = [np.asarray(x) for x in mac_array.sram_traffic(*args, EXACT)]
+    with jax.enable_x64(True):  # as inside hw.cost.evaluate
+        cycles = np.asarray(mac_array.compute_cycles(*args, EXACT))
+        eff = np.asarray(mac_array.mapping_efficiency(*args, EXACT))
+        reads = [np.asarray(x) for x in mac_array.sram_traffic(*args, EXACT)]
     return cycles, eff, reads
 
 

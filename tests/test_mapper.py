@@ -4,7 +4,6 @@ import dataclasses
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -14,6 +13,7 @@ from dse import mapper
 from dse import objective as obj
 from dse.space import Space
 from hw import cost, layers
+from hw.x64 import x64
 
 FREE = obj.Budgets()
 
@@ -48,17 +48,20 @@ DESIGNS = {
 }
 
 
+@x64
 @functools.partial(jax.jit, static_argnames=("objective", "budgets"))
 def map_full(base, workload, d, objective, budgets):
     return mapper.map_design(base, workload, d, objective, budgets)
 
 
+@x64
 @jax.jit
 def select_full(base, workload, d, weights):
     config = dz.to_config(base, d, workload)
     return mapper.select(base, workload, d, mapper.full_candidates(config, workload), weights)
 
 
+@x64
 @jax.jit
 def candidate_fits(base, workload, d):
     config = dz.to_config(base, d, workload)
@@ -81,7 +84,7 @@ def test_select_fits_when_a_candidate_fits(space, workload, name, weights):
     fits = np.asarray(candidate_fits(base, workload, d))  # (C, L)
     some = fits.any(axis=0)
     assert (some & ~fits.all(axis=0)).any()  # some layer has a real choice
-    picked = select_full(base, workload, d, tuple(jnp.asarray(w) for w in weights))
+    picked = select_full(base, workload, d, tuple(np.float64(w) for w in weights))
     rep = dz.evaluate(base, workload, dataclasses.replace(d, mapping=picked))
     assert np.asarray(rep.fits)[some].all()
     # where nothing fits (os-narrow's GEMM in 16 KiB), the smallest tiles
@@ -95,7 +98,7 @@ def test_select_fits_when_a_candidate_fits(space, workload, name, weights):
 def test_select_falls_back_to_the_smallest_tiles(space, workload):
     base = space.base_config()
     d = design(space, workload, sram_kib=0.01)  # 10 bytes: nothing fits
-    picked = select_full(base, workload, d, (jnp.asarray(1.0), jnp.asarray(1.0)))
+    picked = select_full(base, workload, d, (np.float64(1.0), np.float64(1.0)))
     smallest = mapper.min_mapping(dz.to_config(base, d, workload), workload)
     for a, b in zip(
         jax.tree_util.tree_leaves(picked), jax.tree_util.tree_leaves(smallest), strict=True
@@ -111,7 +114,7 @@ def test_map_design_beats_the_default_mapping(space, workload, objective):
     for name, changes in DESIGNS.items():
         d = design(space, workload, **changes)
         mapped = map_full(base, workload, d, objective, FREE)
-        first = select_full(base, workload, d, (jnp.asarray(1e-6), jnp.asarray(1.0)))
+        first = select_full(base, workload, d, (np.float64(1e-6), np.float64(1.0)))
         m = dz.metrics(dz.evaluate(base, workload, dataclasses.replace(d, mapping=first)))
         weights = tuple(float(w) for w in mapper.loss_weights(m, objective, FREE))
         assert all(np.isfinite(w) and w > 0 for w in weights)

@@ -114,9 +114,9 @@ def test_more_bits_cost_more_energy_and_area(which):
 
 
 def test_bigger_sram_costs_more_per_bit_and_more_area():
-    sizes = jnp.geomspace(1.0, 65536.0, 50)
-    assert jnp.all(jnp.diff(tech.sram_pj_per_bit(sizes, T45)) > 0)
-    assert jnp.all(jnp.diff(tech.sram_area_mm2(sizes, T45)) > 0)
+    sizes = np.geomspace(1.0, 65536.0, 50)
+    assert np.all(np.diff(tech.sram_pj_per_bit(sizes, T45)) > 0)
+    assert np.all(np.diff(tech.sram_area_mm2(sizes, T45)) > 0)
     cfg = _base()
     for field in SRAMS:
         bigger = dataclasses.replace(cfg, **{field: getattr(cfg, field) * 2})
@@ -131,14 +131,15 @@ def _grads(w, a, acc, size_kib):
         c = dataclasses.replace(cfg, w_bits=w, a_bits=a, acc_bits=acc, ifmap_sram_kib=size)
         return tech.area_mm2(c) + tech.leakage_w(c)
 
-    args = tuple(jnp.float64(x) for x in (w, a, acc, size_kib))
-    out = [
-        jax.grad(lambda *x: tech.mac_energy_pj(*x, T45), argnums=(0, 1, 2))(*args[:3]),
-        jax.grad(lambda *x: tech.mac_area_um2(*x, T45), argnums=(0, 1, 2))(*args[:3]),
-        jax.grad(area, argnums=(0, 1, 2, 3))(*args),
-        (jax.grad(tech.sram_pj_per_bit)(args[3], T45),),
-        (jax.grad(tech.sram_area_mm2)(args[3], T45),),
-    ]
+    with jax.enable_x64(True):  # differentiate in 64 bits, as the searches do
+        args = tuple(jnp.float64(x) for x in (w, a, acc, size_kib))
+        out = [
+            jax.grad(lambda *x: tech.mac_energy_pj(*x, T45), argnums=(0, 1, 2))(*args[:3]),
+            jax.grad(lambda *x: tech.mac_area_um2(*x, T45), argnums=(0, 1, 2))(*args[:3]),
+            jax.grad(area, argnums=(0, 1, 2, 3))(*args),
+            (jax.grad(tech.sram_pj_per_bit)(args[3], T45),),
+            (jax.grad(tech.sram_area_mm2)(args[3], T45),),
+        ]
     return np.array([float(g) for group in out for g in group])
 
 
@@ -193,8 +194,8 @@ def test_changing_a_value_does_not_recompile():
 
 def test_default_tech_traces_in_the_node():
     # The node can be a traced value (sensitivity studies): d(mult_pj)/d(node) = 0.2 / 45.
-    slope = jax.grad(lambda n: tech.default_tech(n).mult_pj_8b)(jnp.float64(28.0))
+    with jax.enable_x64(True):
+        slope = jax.grad(lambda n: tech.default_tech(n).mult_pj_8b)(jnp.float64(28.0))
+        area = jax.grad(lambda n: tech.mac_area_um2(8, 8, 32, tech.default_tech(n)))(28.0)
     assert float(slope) == pytest.approx(0.2 / 45.0)
-    assert math.isfinite(
-        float(jax.grad(lambda n: tech.mac_area_um2(8, 8, 32, tech.default_tech(n)))(28.0))
-    )
+    assert math.isfinite(float(area))
