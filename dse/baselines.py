@@ -31,8 +31,8 @@ import numpy as np
 from hw.types import Workload
 from hw.x64 import x64
 
+from . import deadline, legal, mapper
 from . import design as dz
-from . import legal, mapper
 from . import objective as obj
 from .problem import Problem, SearchBudget
 from .result import Recorder, SearchResult
@@ -118,6 +118,7 @@ class _Run:
             problem.space, problem.workload, problem.objective, problem.budgets, started
         )
         self.stopped: str | None = None  # the budget that ran out, once one has
+        self.deadline = None if budget.time_s is None else started + budget.time_s
 
     def remaining(self) -> int:
         """Evaluations still allowed: 0 once a budget is spent, ``sys.maxsize`` without an
@@ -127,17 +128,25 @@ class _Run:
             self.stopped = self.budget.exhausted(rec.evaluations, rec.elapsed())
         return 0 if self.stopped is not None else self.budget.left(rec.evaluations)
 
-    def measure(self, designs: dz.Design, n: int) -> tuple[dz.Design, dict]:
-        """Map and exactly evaluate the first ``n`` designs of a full batch; record them."""
+    def measure(self, designs: dz.Design, n: int) -> tuple[dz.Design, dict] | None:
+        """Map and exactly evaluate the first ``n`` designs of a full batch and record them;
+        None when the time budget ran out first (compilation included)."""
         p = self.problem
-        mapped = _map_population(self.base, self.workload, designs, p.objective, p.budgets)
-        mapped, metrics = _head(
-            (
-                mapped,
-                dz.evaluate_population(self.base, self.workload, mapped, accuracy=p.accuracy),
-            ),
-            n,
-        )
+        try:
+            mapped = deadline.call(
+                _map_population,
+                self.base,
+                self.workload,
+                designs,
+                p.objective,
+                p.budgets,
+                deadline=self.deadline,
+            )
+            metrics = deadline.call(_evaluate, p, mapped, deadline=self.deadline)
+        except deadline.OutOfTime:
+            self.stopped = "time"
+            return None
+        mapped, metrics = _head((mapped, metrics), n)
         self.recorder.add(mapped, metrics)
         return mapped, metrics
 
@@ -150,11 +159,20 @@ class _Run:
             if self.remaining() < chunk.shape[0]:
                 return None
             designs = legal.from_indices(self.space, self.workload, _pad(chunk, self.batch))
-            parts.append(self.measure(designs, chunk.shape[0])[1])
+            measured = self.measure(designs, chunk.shape[0])
+            if measured is None:
+                return None
+            parts.append(measured[1])
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
 
     def result(self, seed: int) -> SearchResult:
         return self.recorder.result(self.method, seed, self.budget, self.stopped or "converged")
+
+
+def _evaluate(problem: Problem, designs: dz.Design) -> dict:
+    return dz.evaluate_population(
+        problem.base, problem.workload, designs, accuracy=problem.accuracy
+    )
 
 
 def _default(budget: SearchBudget | None) -> SearchBudget:

@@ -44,8 +44,8 @@ from jax.sharding import PartitionSpec as P
 from hw.x64 import x64
 
 from . import checkpoint as ckpt
+from . import deadline, legal, mapper, relax
 from . import design as dz
-from . import legal, mapper, relax
 from .problem import Problem, SearchBudget
 from .result import Recorder, SearchResult
 from .space import BIT_KEYS, HW_KEYS
@@ -169,6 +169,11 @@ class _Search:
         self.problem, self.settings, self.fns = problem, settings, fns
         self.rec, self.budget = rec, budget
         self.stopped: str | None = None  # the budget that ran out, once one has
+        self.deadline = None if budget.time_s is None else rec.start + budget.time_s
+
+    def call(self, fn, *args):
+        """``fn(*args)``, given up at the time budget's deadline (``deadline.OutOfTime``)."""
+        return deadline.call(fn, *args, deadline=self.deadline)
 
     def left(self) -> int:
         """Exact evaluations still allowed (0 once a budget has run out)."""
@@ -263,19 +268,28 @@ def run(
         params = jax.device_put(params, sharding)
         dataflow = jax.device_put(dataflow, sharding)
     search = _Search(problem, settings, fns, rec, budget)
+    try:
+        _chunks(search, params, opt_state, dataflow, chunk, fp, checkpoint, progress)
+        polish(search)
+    except deadline.OutOfTime:  # a call outlived the time budget: keep what was recorded
+        search.stopped = "time"
+    return rec.result("gradient", seed, budget, search.stopped or "converged")
+
+
+def _chunks(search: _Search, params, opt_state, dataflow, chunk, fp, checkpoint, progress):
+    """Steps, legalization and full-grid refinement, chunk after chunk (checkpointed)."""
+    settings = search.settings
     while chunk < settings.chunks:
         params, opt_state = _steps(search, params, opt_state, dataflow, chunk)
         last = _legalize(search, params, dataflow)
         if last is None:
-            break
+            return
         refine(search, last)
         chunk += 1
         if checkpoint is not None and search.stopped is None:  # only whole chunks
-            _save(Path(checkpoint), fp, chunk, params, opt_state, rec)
+            _save(Path(checkpoint), fp, chunk, params, opt_state, search.rec)
         if progress is not None:
             progress(chunk, settings.chunks)
-    polish(search)
-    return rec.result("gradient", seed, budget, search.stopped or "converged")
 
 
 def _steps(search: _Search, params, opt_state, dataflow, chunk: int):
@@ -284,9 +298,7 @@ def _steps(search: _Search, params, opt_state, dataflow, chunk: int):
     for i in range(chunk * every, (chunk + 1) * every):
         if search.left() == 0:
             break
-        params, opt_state = search.fns["step"](params, opt_state, dataflow, i)
-        if search.budget.time_s is not None:
-            jax.block_until_ready(params)
+        params, opt_state = search.call(search.fns["step"], params, opt_state, dataflow, i)
     return params, opt_state
 
 
@@ -302,10 +314,8 @@ def _legalize(search: _Search, params, dataflow):
         left = search.left()
         if left == 0:
             break
-        designs = search.fns["legalize"][bits_up](params, dataflow)
-        metrics = dz.evaluate_population(
-            problem.base, problem.workload, designs, accuracy=problem.accuracy
-        )
+        designs = search.call(search.fns["legalize"][bits_up], params, dataflow)
+        metrics = search.call(_evaluate, problem, designs)
         k = search.add(designs, metrics, legal.population_size(designs), left)
         out.append((jax.tree_util.tree_map(lambda x, k=k: x[:k], designs), k))
     if not out:
@@ -375,11 +385,15 @@ def _full_map_add(search: _Search, picks: list) -> None:
         if left == 0:
             return
         part = picks[start : start + size]
-        mapped = search.fns["full_map"](dz.stack(_pad(part, size)))
-        metrics = dz.evaluate_population(
-            problem.base, problem.workload, mapped, accuracy=problem.accuracy
-        )
+        mapped = search.call(search.fns["full_map"], dz.stack(_pad(part, size)))
+        metrics = search.call(_evaluate, problem, mapped)
         search.add(mapped, metrics, len(part), left)
+
+
+def _evaluate(problem: Problem, designs: dz.Design) -> dict:
+    return dz.evaluate_population(
+        problem.base, problem.workload, designs, accuracy=problem.accuracy
+    )
 
 
 def _key(problem: Problem) -> str:

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from dse import deadline
 from hw import presets
 from hw.checks import FULL_LOAD_GEMM, full_load_power_w
 from hw.schedule import LAYER_KINDS
@@ -293,9 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@x64
 def main(argv: list[str] | None = None) -> int:
-    """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input)."""
+    """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input).
+
+    Run as a process (``argv`` None), it exits at once when a search gave up a compilation at
+    its time budget, instead of waiting for that compilation (``dse.deadline``)."""
+    code = _main(argv)
+    if argv is None and deadline.pending():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+@x64
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -346,3 +346,29 @@ def test_sharded_search_equals_one_device(result, sharded):
     assert doc["best"].keys() == result.best_metrics.keys()
     for k, v in result.best_metrics.items():
         assert doc["best"][k] == pytest.approx(v, rel=1e-9), k
+
+
+def test_a_step_longer_than_the_time_budget_is_given_up(monkeypatch):
+    """A first step that outlives the budget (as a long compilation does): the search returns
+    at the deadline with what it has (nothing here) while that step is still running."""
+    import threading
+
+    from dse import deadline, methods
+
+    release = threading.Event()
+    build = gradient._build
+
+    def slow_build(problem, settings):
+        fns = build(problem, settings)
+        return {**fns, "step": lambda *a: (release.wait(), fns["step"](*a))[1]}
+
+    monkeypatch.setattr(gradient, "_build", slow_build)
+    wl = layers.workload([layers.gemm("odd", m=97, k=131, n=61)])  # not in the cache
+    problem = Problem(Space.from_dict({"rows": [8, 16]}), wl, "edp")
+    try:
+        result = methods.search(problem, "gradient", SearchBudget(time_s=5.0), seed=11)
+        assert deadline.pending()  # the search did not wait for the step
+    finally:
+        release.set()
+        gradient._CACHE.clear()
+    assert result.stopped == "time" and result.evaluations == 0 and result.best is None
