@@ -32,6 +32,7 @@ from hw.types import (
     DATAFLOWS,
     LOOP_ORDERS,
     Array,
+    LayerBits,
     Mapping,
     NPUConfig,
     Workload,
@@ -110,9 +111,8 @@ def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
 def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT):
     """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population)."""
     config = to_config(base, design, workload)
-    return cost.evaluate(
-        config, workload, design.mapping, ar=ar, layer_bits=(design.w_bits, design.a_bits)
-    )
+    bits = LayerBits(w_bits=design.w_bits, a_bits=design.a_bits)
+    return cost.evaluate(config, workload, design.mapping, ar=ar, layer_bits=bits)
 
 
 def metrics(report) -> dict:

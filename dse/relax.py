@@ -36,7 +36,7 @@ import numpy as np
 
 from hw import cost, memory
 from hw.arith import Arith
-from hw.types import Mapping, NPUConfig, Workload, pytree_dataclass
+from hw.types import LayerBits, Mapping, NPUConfig, Workload, pytree_dataclass
 
 from . import accuracy
 from . import design as dz
@@ -137,7 +137,7 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     config = dz.to_config(base, d, wl)
     lo = cost.min_tiles(config, wl)
     tiles = [jnp.maximum(t, lo_) for t, lo_ in zip(_tiles(d.mapping), lo, strict=True)]
-    bits = (d.w_bits, d.a_bits)
+    bits = LayerBits(w_bits=d.w_bits, a_bits=d.a_bits)
     probs = jax.nn.softmax(params.order_logits, axis=-1)
     lat, energy = 0.0, 0.0
     for o in range(3):
@@ -155,8 +155,7 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     }
     if problem.accuracy is not None:
         m["accuracy"] = accuracy.predict(problem.accuracy, d.w_bits, d.a_bits)
-    per_layer = dataclasses.replace(config, w_bits=d.w_bits, a_bits=d.a_bits)
-    slack = memory.capacity_slack(per_layer, Mapping(*tiles, mp.loop_order))
+    slack = memory.capacity_slack(config, Mapping(*tiles, mp.loop_order), bits)
     cap = 1024.0 * d.sram_kib
     gemm = wl.gemm_count > 0
     fit_pen = sum(jnp.sum(jnp.where(gemm, jnp.maximum(-s / cap, 0.0) ** 2, 0.0)) for s in slack)

@@ -30,7 +30,7 @@ import numpy as np
 from experiments import cli_models, cli_search, report, topology
 from hw import cost, layers, memory, presets
 from hw.schedule import LAYER_KINDS
-from hw.types import DATAFLOWS, Mapping, NPUConfig
+from hw.types import DATAFLOWS, LayerBits, Mapping, NPUConfig
 from hw.validate import MEMORY_MODELS, InvalidFieldError, validate_config, validate_workload
 
 DEFAULT_PRESET = "scalesim-32x32"
@@ -232,7 +232,8 @@ def check_fits(config: NPUConfig, workload, fits) -> None:
     i = int(bad[0])
     lo = cost.min_tiles(config, workload)
     smallest = Mapping(*lo, loop_order=np.zeros_like(lo[0]))
-    need = [2.0 * np.asarray(b)[i] / 1024.0 for b in memory.tile_bytes(config, smallest)]
+    tiles = memory.tile_bytes(config, smallest, LayerBits.of(config))
+    need = [2.0 * np.asarray(b)[i] / 1024.0 for b in tiles]
     have = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
     more = f" ({bad.size - 1} more layers do not fit either)" if bad.size > 1 else ""
     raise ValueError(
