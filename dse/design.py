@@ -20,7 +20,6 @@ budgets are stated in.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -128,7 +127,7 @@ def metrics(report) -> dict:
     }
 
 
-@functools.partial(jax.jit, static_argnames=("ar",))
+@jax.jit
 def evaluate_population(
     base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT, accuracy=None
 ):

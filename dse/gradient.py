@@ -37,6 +37,8 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from hw.arith import Arith
+
 from . import design as dz
 from . import legal, mapper, relax
 from .relax import Problem
@@ -100,7 +102,7 @@ def _build(problem: Problem, settings: GradientSettings):
     def steps(params, opt_state, dataflow, chunk):
         def total(p, i):
             frac = (chunk * settings.legalize_every + i) / total_steps
-            ar = relax.smooth(t0 * (t1 / t0) ** frac)
+            ar = Arith.smooth(t0 * (t1 / t0) ** frac)
             loss = jax.vmap(lambda q, d, e: relax.loss(problem, q, d, ar, e))
             return jnp.sum(loss(p, dataflow, exponents))
 

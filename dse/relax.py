@@ -142,7 +142,7 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     lat, energy = 0.0, 0.0
     for o in range(3):
         mp = Mapping(*tiles, jnp.full(wl.gemm_m.shape, o))
-        rep = _evaluate(config, wl, mp, ar=ar, layer_bits=bits)
+        rep = cost.evaluate(config, wl, mp, ar=ar, layer_bits=bits)
         lat = lat + probs[:, o] * rep.latency_s
         energy = energy + probs[:, o] * rep.energy_pj * 1e-12
     lat_s, energy_j = jnp.sum(lat), jnp.sum(energy)
@@ -183,15 +183,6 @@ def loss(problem: Problem, params: Params, dataflow, ar: Arith, exponent=1.0):
     else:
         value = jnp.log(obj.objective(m, problem.objective))
     return value + MU * (obj.penalty(m, problem.budgets) + fit_pen)
-
-
-# The unjitted cost model: inside the search's own jit the temperature may be traced.
-_evaluate = cost.evaluate.__wrapped__
-
-
-def smooth(temperature) -> Arith:
-    """Smooth arithmetic whose temperature may be a traced value (annealed inside a jit)."""
-    return Arith(exact=False, temperature=temperature)
 
 
 def _tiles(mapping: Mapping):

@@ -182,7 +182,7 @@ def _host(config: NPUConfig, workload: Workload, bits: LayerBits, host, ar: Arit
     return jnp.where(host, cycles, 0.0), jnp.where(host, energy, 0.0)
 
 
-@functools.partial(jax.jit, static_argnames=("ar", "stall"))
+@functools.partial(jax.jit, static_argnames=("stall",))
 def evaluate(
     config: NPUConfig,
     workload: Workload,

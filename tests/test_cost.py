@@ -249,3 +249,31 @@ def test_narrow_layer_bits_halve_traffic_but_keep_the_hardware():
     keep = np.array([0, 2, 3])
     np.testing.assert_array_equal(narrow.total_cycles[keep], full.total_cycles[keep])
     assert cfg.w_bits.shape == () and cfg.a_bits.shape == ()
+
+
+def test_new_temperature_or_design_value_does_not_recompile():
+    cfg = design(dram_bw_gbps=4.0)
+    mapping = cost.default_mapping(cfg, WL)
+    first = float(cost.evaluate(cfg, WL, mapping, Arith.smooth(0.1)).edp_js)
+    before = cost.evaluate._cache_size()
+    edps = [
+        float(cost.evaluate(design(rows=r, dram_bw_gbps=4.0), WL, mapping, Arith.smooth(t)).edp_js)
+        for t, r in ((0.3, 32), (0.01, 32), (0.05, 48))
+    ]
+    assert cost.evaluate._cache_size() == before
+    assert len({first, *edps}) == 4  # the temperature and the design do reach the numbers
+
+
+def test_temperature_traced_inside_a_jit():
+    cfg = design(dram_bw_gbps=4.0)
+    mapping = cost.default_mapping(cfg, WL)
+
+    @jax.jit
+    def log_edp(t):
+        return jnp.log(cost.evaluate(cfg, WL, mapping, Arith.smooth(t)).edp_js)
+
+    values = [float(log_edp(jnp.float64(t))) for t in (0.3, 0.1, 0.03)]
+    assert log_edp._cache_size() == 1
+    exact = float(jnp.log(cost.evaluate(cfg, WL, mapping).edp_js))
+    assert abs(values[-1] - exact) < abs(values[0] - exact)
+    assert np.isfinite(float(jax.grad(log_edp)(jnp.float64(0.1))))
