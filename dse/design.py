@@ -20,7 +20,6 @@ budgets are stated in.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +31,7 @@ from hw.types import (
     DATAFLOWS,
     LOOP_ORDERS,
     Array,
+    LayerBits,
     Mapping,
     NPUConfig,
     Workload,
@@ -115,9 +115,8 @@ def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
 def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT):
     """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population)."""
     config = to_config(base, design, workload)
-    return cost.evaluate(
-        config, workload, design.mapping, ar=ar, layer_bits=(design.w_bits, design.a_bits)
-    )
+    bits = LayerBits(w_bits=design.w_bits, a_bits=design.a_bits)
+    return cost.evaluate(config, workload, design.mapping, ar=ar, layer_bits=bits)
 
 
 @x64
@@ -135,7 +134,7 @@ def metrics(report) -> dict:
 
 
 @x64
-@functools.partial(jax.jit, static_argnames=("ar",))
+@jax.jit
 def evaluate_population(
     base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT, accuracy=None
 ):

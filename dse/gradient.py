@@ -41,6 +41,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from hw.arith import Arith
 from hw.x64 import x64
 
 from . import checkpoint as ckpt
@@ -109,7 +110,7 @@ def _build(problem: Problem, settings: GradientSettings):
     exponents = relax.start_exponents(problem.space, problem.objective, n)
 
     def step(params, opt_state, dataflow, i):
-        ar = relax.smooth(t0 * (t1 / t0) ** (i / total_steps))
+        ar = Arith.smooth(t0 * (t1 / t0) ** (i / total_steps))
 
         def total(p):
             loss = jax.vmap(lambda q, d, e: relax.loss(problem, q, d, ar, e))

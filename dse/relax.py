@@ -36,7 +36,7 @@ import numpy as np
 
 from hw import cost, memory
 from hw.arith import Arith
-from hw.types import Mapping, pytree_dataclass
+from hw.types import LayerBits, Mapping, pytree_dataclass
 from hw.x64 import x64
 
 from . import accuracy
@@ -127,12 +127,12 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     config = dz.to_config(base, d, wl)
     lo = cost.min_tiles(config, wl)
     tiles = [jnp.maximum(t, lo_) for t, lo_ in zip(_tiles(d.mapping), lo, strict=True)]
-    bits = (d.w_bits, d.a_bits)
+    bits = LayerBits(w_bits=d.w_bits, a_bits=d.a_bits)
     probs = jax.nn.softmax(params.order_logits, axis=-1)
     lat, energy = 0.0, 0.0
     for o in range(3):
         mp = Mapping(*tiles, jnp.full(wl.gemm_m.shape, o))
-        rep = _evaluate(config, wl, mp, ar=ar, layer_bits=bits)
+        rep = cost.evaluate(config, wl, mp, ar=ar, layer_bits=bits)
         lat = lat + probs[:, o] * rep.latency_s
         energy = energy + probs[:, o] * rep.energy_pj * 1e-12
     lat_s, energy_j = jnp.sum(lat), jnp.sum(energy)
@@ -145,8 +145,7 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     }
     if problem.accuracy is not None:
         m["accuracy"] = accuracy.predict(problem.accuracy, d.w_bits, d.a_bits)
-    per_layer = dataclasses.replace(config, w_bits=d.w_bits, a_bits=d.a_bits)
-    slack = memory.capacity_slack(per_layer, Mapping(*tiles, mp.loop_order))
+    slack = memory.capacity_slack(config, Mapping(*tiles, mp.loop_order), bits)
     cap = 1024.0 * d.sram_kib
     gemm = wl.gemm_count > 0
     fit_pen = sum(jnp.sum(jnp.where(gemm, jnp.maximum(-s / cap, 0.0) ** 2, 0.0)) for s in slack)
@@ -174,15 +173,6 @@ def loss(problem: Problem, params: Params, dataflow, ar: Arith, exponent=1.0):
     else:
         value = jnp.log(obj.objective(m, problem.objective))
     return value + MU * (obj.penalty(m, problem.budgets) + fit_pen)
-
-
-# The unjitted cost model: inside the search's own jit the temperature may be traced.
-_evaluate = cost.evaluate.__wrapped__
-
-
-def smooth(temperature) -> Arith:
-    """Smooth arithmetic whose temperature may be a traced value (annealed inside a jit)."""
-    return Arith(exact=False, temperature=temperature)
 
 
 def _tiles(mapping: Mapping):

@@ -1,8 +1,9 @@
 """Exact and smooth twins of the discrete operations of the cost model.
 
 Every discrete step of the cost model (ceil, round, max, min, a comparison) is written once,
-as a call to one of the functions below, and the caller picks the arithmetic with one hashable
-setting:
+as a call to one of the functions below, and the caller picks the arithmetic with one setting,
+:class:`Arith`: a pytree whose mode (exact or smooth) is static and whose temperature is a
+traced leaf, so that a jitted cost function compiles once per mode, not once per temperature:
 
 >>> import jax.numpy as jnp
 >>> from hw.arith import EXACT, Arith, ceil
@@ -18,34 +19,39 @@ model. Reported numbers always come from ``EXACT``.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from hw.types import Array, pytree_dataclass, static
 
 # Smallest positive value used to keep logarithms of non-negative quantities finite.
 _TINY = 1e-30
 
 
-@dataclasses.dataclass(frozen=True)
+@pytree_dataclass
 class Arith:
-    """Which arithmetic the cost model uses. Hashable, so it can be a static jit argument.
+    """Which arithmetic the cost model uses: an ordinary (non-static) argument of jitted code.
 
     Attributes:
-      exact: True for integer-exact ceil/max/round (reporting, SCALE-Sim parity); False for
-        their smooth twins (gradients).
-      temperature: smoothing strength of the smooth twins; ignored when ``exact``. At 0.01
-        the smooth model is within about 1 % of the exact one; at 1 it is a gentle trend.
+      temperature: smoothing strength of the smooth twins (a leaf: it may be traced, e.g.
+        annealed inside a jit, without recompiling); ignored when ``exact``. At 0.01 the
+        smooth model is within about 1 % of the exact one; at 1 it is a gentle trend.
+      exact: static; True for integer-exact ceil/max/round (reporting, SCALE-Sim parity),
+        False for their smooth twins (gradients).
     """
 
-    exact: bool = True
-    temperature: float = 0.0
+    temperature: Array = np.float64(0.0)
+    exact: bool = static(True)
 
     @staticmethod
-    def smooth(temperature: float = 0.1) -> Arith:
+    def smooth(temperature=0.1) -> Arith:
+        """Smooth arithmetic at ``temperature`` (> 0; a traced value is not checked)."""
+        if isinstance(temperature, jax.core.Tracer):
+            return Arith(temperature=temperature, exact=False)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 for smooth arithmetic, got {temperature}")
-        return Arith(exact=False, temperature=float(temperature))
+        return Arith(temperature=np.float64(temperature), exact=False)
 
 
 EXACT = Arith()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw import cost, layers, memory
-from hw.types import Mapping, NPUConfig, Workload
+from hw.types import LayerBits, Mapping, NPUConfig, Workload
 
 FULL_LOAD_GEMM = 4096
 """Full-load power is measured on one ``N x N x N`` GEMM of this size."""
@@ -24,7 +24,10 @@ def fit_error(config: NPUConfig, workload: Workload, fits) -> str | None:
     i = int(bad[0])
     lo = cost.min_tiles(config, workload)
     smallest = Mapping(*lo, loop_order=np.zeros_like(lo[0]))
-    need = [2.0 * np.asarray(b)[i] / 1024.0 for b in memory.tile_bytes(config, smallest)]
+    need = [
+        2.0 * np.asarray(b)[i] / 1024.0
+        for b in memory.tile_bytes(config, smallest, LayerBits.of(config))
+    ]
     have = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
     more = f" ({bad.size - 1} more layers do not fit either)" if bad.size > 1 else ""
     return (

@@ -29,7 +29,6 @@ over designs or layers, and differentiate it with ``Arith.smooth(t)``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -37,7 +36,15 @@ import jax.numpy as jnp
 
 from hw import arith, mac_array, memory, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
-from hw.types import CostReport, Mapping, NPUConfig, Workload
+from hw.types import (
+    CostReport,
+    DramTraffic,
+    LayerBits,
+    Mapping,
+    NPUConfig,
+    SramAccesses,
+    Workload,
+)
 from hw.x64 import x64
 
 # Tile-size candidates of the default mapper: powers of two up to 2**16, plus the full size.
@@ -68,13 +75,17 @@ def _candidates(dim, lo):
 
 @x64
 @jax.jit
-def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
+def default_mapping(
+    config: NPUConfig, workload: Workload, layer_bits: LayerBits | None = None
+) -> Mapping:
     """Per layer, the fitting tiles and loop order with the fewest total cycles.
 
     Exhaustive over power-of-two tiles (and the full dimension) in all three loop orders;
     ties go to the fewest DRAM bytes. Where nothing fits, the smallest legal tiles are
-    returned (``CostReport.fits`` is then False).
+    returned (``CostReport.fits`` is then False). ``layer_bits``: the layers' widths (``None``:
+    the config's for every layer).
     """
+    bits = _layer_bits(config, layer_bits)
     lo_m, lo_k, lo_n = min_tiles(config, workload)
     e = _TILE_EXPONENTS + 1
     tm = _candidates(workload.gemm_m, lo_m)[:, :, None, None, None]
@@ -84,19 +95,16 @@ def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     shape = (workload.gemm_m.shape[0], e, e, e, 3)
     grid = Mapping(*(jnp.broadcast_to(x, shape) for x in (tm, tk, tn, order)))
     wl = jax.tree_util.tree_map(lambda x: x[:, None, None, None, None], workload)
-    if jnp.ndim(config.w_bits) or jnp.ndim(config.a_bits):  # per-layer widths, shape=(L,)
-        config = dataclasses.replace(
-            config,
-            w_bits=jnp.broadcast_to(config.w_bits, shape[:1])[:, None, None, None, None],
-            a_bits=jnp.broadcast_to(config.a_bits, shape[:1])[:, None, None, None, None],
-        )
-    traffic = memory.dram_traffic(config, wl, grid, EXACT)
-    cycles = memory.dram_cycles(config, traffic, EXACT) + memory.exposed_cycles(
-        config, wl, grid, EXACT
+    bits = jax.tree_util.tree_map(
+        lambda b: jnp.broadcast_to(b, shape[:1])[:, None, None, None, None], bits
     )
-    total_bytes = sum(traffic)
+    traffic = memory.dram_traffic(config, wl, grid, bits, EXACT)
+    cycles = memory.dram_cycles(config, traffic, EXACT) + memory.exposed_cycles(
+        config, wl, grid, bits, EXACT
+    )
+    total_bytes = traffic.total_bytes
     key = cycles + total_bytes / (jnp.max(total_bytes) + 1.0)
-    key = jnp.where(memory.fits(config, grid), key, jnp.inf).reshape(shape[0], -1)
+    key = jnp.where(memory.fits(config, grid, bits), key, jnp.inf).reshape(shape[0], -1)
     best = jnp.argmin(key, axis=-1)
     pick = jax.tree_util.tree_map(
         lambda x: jnp.take_along_axis(x.reshape(shape[0], -1), best[:, None], axis=-1)[:, 0], grid
@@ -104,18 +112,34 @@ def default_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     return pick
 
 
+def _layer_bits(config: NPUConfig, layer_bits) -> LayerBits:
+    """``layer_bits`` as :class:`LayerBits`; ``None``: the config's widths for every layer."""
+    if layer_bits is None:
+        return LayerBits.of(config)
+    if isinstance(layer_bits, LayerBits):
+        return layer_bits
+    return LayerBits(*layer_bits)
+
+
 def _sram_pj(bits_accessed, size_kib, t):
     return bits_accessed * tech.sram_pj_per_bit(size_kib, t)
 
 
-def _energy(config: NPUConfig, workload: Workload, counts: dict, npu):
+def _energy(
+    config: NPUConfig,
+    workload: Workload,
+    bits: LayerBits,
+    sram: SramAccesses,
+    dram: DramTraffic,
+    npu,
+) -> dict:
     """Energy terms per layer on the NPU, pJ (see the module docstring); ``npu`` masks out
     the layers that fall back to the host."""
     t = config.tech
     macs = jnp.where(npu, workload.macs, 0)
     g = jnp.where(npu, workload.gemm_count, 0)
-    hop_bits = config.a_bits + jnp.where(config.dataflow == 0, config.w_bits, config.acc_bits)
-    psum_reads = jnp.maximum(counts["sram_ofmap_writes"] - g * workload.gemm_m * workload.gemm_n, 0)
+    hop_bits = bits.a_bits + jnp.where(config.dataflow == 0, bits.w_bits, config.acc_bits)
+    psum_reads = jnp.maximum(sram.ofmap_writes - g * workload.gemm_m * workload.gemm_n, 0)
     sizes = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
     if config.unified_sram:
         sizes = (sum(sizes),) * 3
@@ -123,39 +147,36 @@ def _energy(config: NPUConfig, workload: Workload, counts: dict, npu):
     # per cycle, and an access touches one bank: energy follows the bank size.
     banks = (config.rows, config.cols, config.cols)
     sizes = tuple(s / b for s, b in zip(sizes, banks, strict=True))
-    rd_in, rd_w, wr_out, rd_out = counts["dram"]
     vec_elems = jnp.where(npu & (g == 0), workload.ifmap_elems + workload.ofmap_elems, 0)
-    sram = (
-        _sram_pj(
-            counts["sram_ifmap_reads"] * config.a_bits + 8 * rd_in + vec_elems * config.a_bits,
-            sizes[0],
-            t,
-        )
-        + _sram_pj(counts["sram_filter_reads"] * config.w_bits + 8 * rd_w, sizes[1], t)
-        + _sram_pj(
-            (counts["sram_ofmap_writes"] + psum_reads) * config.acc_bits + 8 * (wr_out + rd_out),
-            sizes[2],
-            t,
-        )
+    ifmap_bits = (
+        sram.ifmap_reads * bits.a_bits + 8 * dram.ifmap_read_bytes + vec_elems * bits.a_bits
+    )
+    filter_bits = sram.filter_reads * bits.w_bits + 8 * dram.filter_read_bytes
+    ofmap_bits = (sram.ofmap_writes + psum_reads) * config.acc_bits + 8 * (
+        dram.ofmap_write_bytes + dram.ofmap_read_bytes
+    )
+    energy_sram = (
+        _sram_pj(ifmap_bits, sizes[0], t)
+        + _sram_pj(filter_bits, sizes[1], t)
+        + _sram_pj(ofmap_bits, sizes[2], t)
     )
     return {
-        "energy_mac_pj": macs
-        * tech.mac_energy_pj(config.w_bits, config.a_bits, config.acc_bits, t),
+        "energy_mac_pj": macs * tech.mac_energy_pj(bits.w_bits, bits.a_bits, config.acc_bits, t),
         "energy_array_pj": macs * hop_bits * t.reg_pj_per_bit,
-        "energy_sram_pj": sram,
-        "energy_dram_pj": 8.0 * (rd_in + rd_w + wr_out + rd_out) * t.dram_pj_per_bit,
+        "energy_sram_pj": energy_sram,
+        "energy_dram_pj": 8.0 * dram.total_bytes * t.dram_pj_per_bit,
         "energy_vector_pj": jnp.where(npu, workload.vector_ops, 0) * t.vector_pj_per_op,
     }
 
 
-def _host(config: NPUConfig, workload: Workload, host, ar: Arith):
+def _host(config: NPUConfig, workload: Workload, bits: LayerBits, host, ar: Arith):
     """Fallback layers: ``(core cycles, pJ)`` of host compute plus the transfers out and back.
 
     ``seconds = (2 MACs + vector ops) / host_ops_per_s + (inputs + outputs) bytes / link_Bps``;
     ``energy = ops * e_host_op + bytes * e_link`` (hw.tech). Weights of a fallback layer live
     on the host and do not cross the link.
     """
-    link_bytes = (workload.ifmap_elems + workload.ofmap_elems) * config.a_bits / 8.0
+    link_bytes = (workload.ifmap_elems + workload.ofmap_elems) * bits.a_bits / 8.0
     ops = 2.0 * workload.macs + workload.vector_ops
     seconds = ops / (config.host_gops * 1e9) + link_bytes / (config.host_link_gbps * 1e9)
     cycles = arith.ceil(seconds * config.clock_mhz * 1e6, ar)
@@ -164,14 +185,14 @@ def _host(config: NPUConfig, workload: Workload, host, ar: Arith):
 
 
 @x64
-@functools.partial(jax.jit, static_argnames=("ar", "stall"))
+@functools.partial(jax.jit, static_argnames=("stall",))
 def evaluate(
     config: NPUConfig,
     workload: Workload,
     mapping: Mapping | None = None,
     ar: Arith = EXACT,
     stall: bool = True,
-    layer_bits=None,
+    layer_bits: LayerBits | None = None,
 ) -> CostReport:
     """Cycles, traffic, energy and area of a workload on one design (see the module docs).
 
@@ -181,15 +202,14 @@ def evaluate(
       mapping: per-layer tiles and loop orders; ``None`` picks :func:`default_mapping`.
       ar: ``EXACT`` for reporting, ``Arith.smooth(t)`` for gradients.
       stall: False for infinite DRAM bandwidth (compute cycles only).
-      layer_bits: optional ``(w_bits, a_bits)``, shape=(L,) each: per-layer operand widths
-        (at most the config's, which size the multipliers). They set MAC energy, traffic and
-        tile sizes per layer; area and leakage follow the config's widths.
+      layer_bits: the layers' operand widths (:class:`~hw.types.LayerBits`, or a
+        ``(w_bits, a_bits)`` pair), at most the config's, which size the multipliers. They set
+        MAC energy, traffic and tile sizes per layer; area and leakage follow the config's
+        widths. ``None``: every layer at the config's widths.
     """
-    hardware = config
-    if layer_bits is not None:
-        config = dataclasses.replace(config, w_bits=layer_bits[0], a_bits=layer_bits[1])
+    bits = _layer_bits(config, layer_bits)
     if mapping is None:
-        mapping = default_mapping(config, workload)
+        mapping = default_mapping(config, workload, bits)
     host = schedule.on_host(workload.kinds, config.unsupported_ops)
     out_stays, in_chip = schedule.kept_on_chip(
         workload.kinds, config.unsupported_ops, config.fusion
@@ -199,26 +219,23 @@ def evaluate(
     g_npu = jnp.where(host, 0, g)
     compute = g_npu * mac_array.compute_cycles(m, k, n, r, c, df, ar)
     vector = jnp.where(host, 0, arith.ceil_div(workload.vector_ops, config.vector_lanes, ar))
-    host_cycles, host_pj = _host(config, workload, host, ar)
+    host_cycles, host_pj = _host(config, workload, bits, host, ar)
     sram_i, sram_f, sram_o = mac_array.sram_traffic(m, k, n, r, c, df, ar)
     busy = compute + vector + host_cycles
     if config.memory_model == "scalesim":
-        traffic, total = scalesim_memory.traffic_and_cycles(config, workload, busy, ar)
+        traffic, total = scalesim_memory.traffic_and_cycles(config, workload, bits, busy, ar)
         dram = memory.dram_cycles(config, traffic, ar)
     else:
-        traffic = memory.dram_traffic(config, workload, mapping, ar, host, in_chip, out_stays)
+        traffic = memory.dram_traffic(config, workload, mapping, bits, ar, host, in_chip, out_stays)
         dram = memory.dram_cycles(config, traffic, ar)
-        exposed = jnp.where(host, 0, memory.exposed_cycles(config, workload, mapping, ar))
+        exposed = jnp.where(host, 0, memory.exposed_cycles(config, workload, mapping, bits, ar))
         total = arith.maximum(busy, dram, ar) + exposed
     if not stall:
         total = busy
-    counts = {
-        "sram_ifmap_reads": g_npu * sram_i,
-        "sram_filter_reads": g_npu * sram_f,
-        "sram_ofmap_writes": g_npu * sram_o,
-        "dram": traffic,
-    }
-    energy = _energy(config, workload, counts, ~host)
+    sram = SramAccesses(
+        ifmap_reads=g_npu * sram_i, filter_reads=g_npu * sram_f, ofmap_writes=g_npu * sram_o
+    )
+    energy = _energy(config, workload, bits, sram, traffic, ~host)
     seconds = total / (config.clock_mhz * 1e6)
     return CostReport(
         macs=workload.macs,
@@ -231,20 +248,20 @@ def evaluate(
             g_npu > 0, mac_array.mapping_efficiency(m, k, n, r, c, df, ar), 0.0
         ),
         utilization=jnp.where(host, 0.0, workload.macs / (r * c * jnp.maximum(total, 1))),
-        sram_ifmap_reads=counts["sram_ifmap_reads"],
-        sram_filter_reads=counts["sram_filter_reads"],
-        sram_ofmap_writes=counts["sram_ofmap_writes"],
-        dram_ifmap_read_bytes=traffic[0],
-        dram_filter_read_bytes=traffic[1],
-        dram_ofmap_write_bytes=traffic[2],
-        dram_ofmap_read_bytes=traffic[3],
-        energy_leak_pj=tech.leakage_w(hardware) * seconds * 1e12,
-        fits=jnp.where((g > 0) & ~host, memory.fits(config, mapping), True),
+        sram_ifmap_reads=sram.ifmap_reads,
+        sram_filter_reads=sram.filter_reads,
+        sram_ofmap_writes=sram.ofmap_writes,
+        dram_ifmap_read_bytes=traffic.ifmap_read_bytes,
+        dram_filter_read_bytes=traffic.filter_read_bytes,
+        dram_ofmap_write_bytes=traffic.ofmap_write_bytes,
+        dram_ofmap_read_bytes=traffic.ofmap_read_bytes,
+        energy_leak_pj=tech.leakage_w(config) * seconds * 1e12,
+        fits=jnp.where((g > 0) & ~host, memory.fits(config, mapping, bits), True),
         energy_host_pj=host_pj,
         host_cycles=host_cycles,
         on_host=jnp.asarray(host),
         clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
-        area_mm2=tech.area_mm2(hardware),
+        area_mm2=tech.area_mm2(config),
         names=workload.names,
         **energy,
     )

@@ -56,8 +56,6 @@ clock tree and the L2 network are not itemised.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -286,7 +284,7 @@ def _energy(config: GPUConfig, workload: Workload, dram, latency, ar: Arith):
     }
 
 
-@functools.partial(jax.jit, static_argnames=("ar",))
+@jax.jit
 def _evaluate(config: GPUConfig, workload: Workload, ar: Arith) -> GPUReport:
     _, in_chip = schedule.kept_on_chip(workload.kinds, (), config.fusion)
     dram = dram_bytes(config, workload, ar)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from hw import arith
 from hw.arith import Arith
-from hw.types import Mapping, NPUConfig, Workload
+from hw.types import DramTraffic, LayerBits, Mapping, NPUConfig, Workload
 
 
 def bw_bytes_per_cycle(config: NPUConfig):
@@ -44,23 +44,24 @@ def bw_bytes_per_cycle(config: NPUConfig):
     return config.dram_bw_gbps * 1e3 / config.clock_mhz
 
 
-def tile_bytes(config: NPUConfig, mapping: Mapping):
-    """Bytes of one input, weight and output (accumulator) tile, shape=(L,) each."""
+def tile_bytes(config: NPUConfig, mapping: Mapping, bits: LayerBits):
+    """Bytes of one input, weight and output (accumulator) tile, shape=(L,) each:
+    ``tm tk a / 8``, ``tk tn w / 8`` and ``tm tn acc / 8`` at the layers' widths ``bits``."""
     tm, tk, tn = mapping.tile_m, mapping.tile_k, mapping.tile_n
     return (
-        tm * tk * config.a_bits / 8.0,
-        tk * tn * config.w_bits / 8.0,
+        tm * tk * bits.a_bits / 8.0,
+        tk * tn * bits.w_bits / 8.0,
         tm * tn * config.acc_bits / 8.0,
     )
 
 
-def capacity_slack(config: NPUConfig, mapping: Mapping):
+def capacity_slack(config: NPUConfig, mapping: Mapping, bits: LayerBits):
     """Free SRAM bytes left by double-buffered tiles (negative: the tiles do not fit).
 
     Returns ``(ifmap, filter, ofmap)`` slacks, shape=(L,) each; with ``unified_sram`` all three
     are the slack of the shared buffer.
     """
-    a, w, o = tile_bytes(config, mapping)
+    a, w, o = tile_bytes(config, mapping, bits)
     sizes = (config.ifmap_sram_kib, config.filter_sram_kib, config.ofmap_sram_kib)
     if config.unified_sram:
         total = 1024.0 * sum(sizes) - 2.0 * (a + w + o)
@@ -68,9 +69,9 @@ def capacity_slack(config: NPUConfig, mapping: Mapping):
     return tuple(1024.0 * s - 2.0 * t for s, t in zip(sizes, (a, w, o), strict=True))
 
 
-def fits(config: NPUConfig, mapping: Mapping):
+def fits(config: NPUConfig, mapping: Mapping, bits: LayerBits):
     """True where every double-buffered tile fits its SRAM, shape=(L,)."""
-    si, sf, so = capacity_slack(config, mapping)
+    si, sf, so = capacity_slack(config, mapping, bits)
     return (si >= 0) & (sf >= 0) & (so >= 0)
 
 
@@ -107,12 +108,13 @@ def dram_traffic(
     config: NPUConfig,
     workload: Workload,
     mapping: Mapping,
+    bits: LayerBits,
     ar: Arith,
     host=False,
     in_chip=False,
     out_stays=False,
-):
-    """DRAM bytes per layer: ``(ifmap_read, filter_read, ofmap_write, ofmap_read)``.
+) -> DramTraffic:
+    """DRAM bytes per layer of the four streams.
 
     Vector-only layers (no GEMM) read their inputs and write their outputs once, and so do
     fallback layers (``host``; their weights live on the host). A layer whose input is the
@@ -124,37 +126,40 @@ def dram_traffic(
     f_in = jnp.where(streams, f_in, 1.0)
     f_w = jnp.where(streams, f_w, 0.0)
     spill = jnp.where(streams, spill, 0.0)
-    a_b, w_b, acc_b = config.a_bits / 8.0, config.w_bits / 8.0, config.acc_bits / 8.0
+    a_b, w_b, acc_b = bits.a_bits / 8.0, bits.w_bits / 8.0, config.acc_bits / 8.0
     prev_out = jnp.concatenate(
         [jnp.zeros_like(workload.ofmap_elems[..., :1]), workload.ofmap_elems[..., :-1]], axis=-1
     )
     from_dram = jnp.maximum(workload.ifmap_elems - jnp.where(in_chip, prev_out, 0), 0)
     psum_bytes = spill * workload.ofmap_elems * acc_b
-    return (
-        from_dram * f_in * a_b,
-        workload.filter_elems * f_w * w_b,
-        jnp.where(out_stays, 0.0, workload.ofmap_elems * a_b) + psum_bytes,
-        psum_bytes,
+    return DramTraffic(
+        ifmap_read_bytes=from_dram * f_in * a_b,
+        filter_read_bytes=workload.filter_elems * f_w * w_b,
+        ofmap_write_bytes=jnp.where(out_stays, 0.0, workload.ofmap_elems * a_b) + psum_bytes,
+        ofmap_read_bytes=psum_bytes,
     )
 
 
-def dram_cycles(config: NPUConfig, traffic, ar: Arith):
-    """Cycles to move the traffic at the configured bandwidth (shared or per stream)."""
-    rd_in, rd_w, wr_out, rd_out = traffic
+def dram_cycles(config: NPUConfig, traffic: DramTraffic, ar: Arith):
+    """Cycles to move the traffic at the configured bandwidth: ``ceil(total_bytes / bw)``
+    shared, or ``ceil(max(ifmap, filter, ofmap write + read) / bw)`` per stream."""
     bw = bw_bytes_per_cycle(config)
     if config.dram_per_stream:
-        busiest = arith.max_of((rd_in, rd_w, wr_out + rd_out), ar)
+        out = traffic.ofmap_write_bytes + traffic.ofmap_read_bytes
+        busiest = arith.max_of((traffic.ifmap_read_bytes, traffic.filter_read_bytes, out), ar)
         return arith.ceil(busiest / bw, ar)
-    return arith.ceil((rd_in + rd_w + wr_out + rd_out) / bw, ar)
+    return arith.ceil(traffic.total_bytes / bw, ar)
 
 
-def exposed_cycles(config: NPUConfig, workload: Workload, mapping: Mapping, ar: Arith):
+def exposed_cycles(
+    config: NPUConfig, workload: Workload, mapping: Mapping, bits: LayerBits, ar: Arith
+):
     """Prologue + epilogue: first input and weight tiles in, last output tile out."""
-    a, w, _ = tile_bytes(config, mapping)
+    a, w, _ = tile_bytes(config, mapping, bits)
     has_gemm = workload.gemm_count > 0
-    a_b = config.a_bits / 8.0
+    a_b = bits.a_bits / 8.0
     first_a = arith.minimum(a, workload.ifmap_elems * a_b, ar)
-    first_w = arith.minimum(w, workload.filter_elems * config.w_bits / 8.0, ar)
+    first_w = arith.minimum(w, workload.filter_elems * bits.w_bits / 8.0, ar)
     last_o = arith.minimum(mapping.tile_m * mapping.tile_n * a_b, workload.ofmap_elems * a_b, ar)
     bw = bw_bytes_per_cycle(config)
     # Per stream, the first input and weight tiles load side by side; shared, one after another.

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from hw import arith
 from hw.arith import Arith
-from hw.types import NPUConfig, Workload
+from hw.types import DramTraffic, LayerBits, NPUConfig, Workload
 
 
 def _cdiv(a, b, ar):
@@ -102,16 +102,17 @@ def _streams(m, k, n, r, c, df, si, sf, bw, ar):
     return ifmap, filt, of_writes
 
 
-def traffic_and_cycles(config: NPUConfig, workload: Workload, compute, ar: Arith):
-    """DRAM bytes ``(ifmap, filter, ofmap_write, 0)`` and total cycles per layer.
+def traffic_and_cycles(config: NPUConfig, workload: Workload, bits: LayerBits, compute, ar: Arith):
+    """DRAM traffic (no partial sums are read back) and total cycles per layer.
 
     ``compute`` is the layer's stall-free cycle count (all ``gemm_count`` GEMMs); each GEMM is
     simulated on its own, as SCALE-Sim runs one layer at a time. SRAM sizes and bandwidth are
-    turned into words of the operand widths; bandwidth is per stream, as in SCALE-Sim.
+    turned into words of the layers' operand widths ``bits``; bandwidth is per stream, as in
+    SCALE-Sim.
     """
     g = workload.gemm_count
     m, k, n = (jnp.maximum(x, 1) * 1.0 for x in (workload.gemm_m, workload.gemm_k, workload.gemm_n))
-    a_b, w_b = config.a_bits / 8.0, config.w_bits / 8.0
+    a_b, w_b = bits.a_bits / 8.0, bits.w_bits / 8.0
     bw = config.dram_bw_gbps * 1e3 / config.clock_mhz / a_b
     si = config.ifmap_sram_kib * 1024.0 / a_b
     sf = config.filter_sram_kib * 1024.0 / w_b
@@ -122,5 +123,10 @@ def traffic_and_cycles(config: NPUConfig, workload: Workload, compute, ar: Arith
     busy_f = filt[1] * (filt[2] + 1)
     busy_of = jnp.maximum(of_writes - _cdiv(so, 2.0, ar), 0) / bw
     per_gemm = arith.max_of((compute / jnp.maximum(g, 1), busy_if, busy_f, busy_of), ar)
-    traffic = (g * ifmap[0] * a_b, g * filt[0] * w_b, g * of_writes * a_b, jnp.zeros_like(m))
+    traffic = DramTraffic(
+        ifmap_read_bytes=g * ifmap[0] * a_b,
+        filter_read_bytes=g * filt[0] * w_b,
+        ofmap_write_bytes=g * of_writes * a_b,
+        ofmap_read_bytes=jnp.zeros_like(m),
+    )
     return traffic, jnp.where(g > 0, g * per_gemm, compute)

@@ -163,6 +163,51 @@ class Mapping:
     loop_order: Array  # shape=(L,) index into LOOP_ORDERS
 
 
+@pytree_dataclass
+class LayerBits:
+    """Operand widths each layer runs at, at most the multipliers' (``NPUConfig.w_bits`` and
+    ``a_bits``, which size the hardware). They set MAC energy, traffic and tile sizes per layer;
+    area and leakage follow the config's widths. Scalars mean the same width for every layer.
+    """
+
+    w_bits: Array  # shape=(L,) or scalar, weight width, bits
+    a_bits: Array  # shape=(L,) or scalar, activation width, bits
+
+    @staticmethod
+    def of(config: NPUConfig) -> LayerBits:
+        """Every layer at the config's widths."""
+        return LayerBits(w_bits=config.w_bits, a_bits=config.a_bits)
+
+
+@pytree_dataclass
+class DramTraffic:
+    """DRAM bytes per layer (shape ``(..., L)``) of the four streams."""
+
+    ifmap_read_bytes: Array  # input activations read
+    filter_read_bytes: Array  # weights read
+    ofmap_write_bytes: Array  # outputs written, including partial-sum spills
+    ofmap_read_bytes: Array  # spilled partial sums read back
+
+    @property
+    def total_bytes(self):
+        """``ifmap_read + filter_read + ofmap_write + ofmap_read``."""
+        return (
+            self.ifmap_read_bytes
+            + self.filter_read_bytes
+            + self.ofmap_write_bytes
+            + self.ofmap_read_bytes
+        )
+
+
+@pytree_dataclass
+class SramAccesses:
+    """Words the MAC array moves through the on-chip buffers per layer (shape ``(..., L)``)."""
+
+    ifmap_reads: Array  # words read from the ifmap SRAM
+    filter_reads: Array  # words read from the filter SRAM
+    ofmap_writes: Array  # words (partial sums and outputs) written to the ofmap SRAM
+
+
 class WorkloadTotals:
     """Whole-workload figures of a per-layer report with ``latency_s`` and ``energy_pj``
     (shape ``(..., L)``); shared by the NPU's :class:`CostReport` and ``hw.gpu.GPUReport``."""

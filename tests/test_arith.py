@@ -72,3 +72,19 @@ def test_exact_integer_ceil_div_stays_integer():
 def test_smooth_needs_positive_temperature():
     with pytest.raises(ValueError, match="temperature"):
         Arith.smooth(0.0)
+
+
+def test_arith_is_a_pytree_with_a_static_mode_and_a_traced_temperature():
+    leaves, tree = jax.tree_util.tree_flatten(Arith.smooth(0.25))
+    assert [float(x) for x in leaves] == [0.25]
+    assert jax.tree_util.tree_unflatten(tree, [0.5]) == Arith.smooth(0.5)
+
+    @jax.jit
+    def f(x, ar):
+        return arith.ceil(x, ar)
+
+    for t in (0.3, 0.03, 0.003):
+        f(XS, Arith.smooth(t))
+    assert f._cache_size() == 1
+    np.testing.assert_array_equal(f(XS, EXACT), jnp.ceil(XS))
+    assert f._cache_size() == 2  # exact is a second code path, compiled once

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from hw import cost, layers, memory, presets
 from hw.arith import EXACT, Arith
-from hw.types import Mapping, NPUConfig, canonical
+from hw.types import DramTraffic, LayerBits, Mapping, NPUConfig, canonical
+from hw.x64 import x64
 from npu_dse.reference import design_for
 
 WL = layers.workload(
@@ -111,17 +112,26 @@ def test_dram_traffic_golden():
     cfg = design(w_bits=8.0, a_bits=8.0, acc_bits=32.0)
     tiles = dict(tile_m=np.array([50]), tile_k=np.array([30]), tile_n=np.array([40]))
     out = [
-        memory.dram_traffic(cfg, wl, Mapping(**tiles, loop_order=np.array([o])), EXACT)
+        memory.dram_traffic(
+            cfg, wl, Mapping(**tiles, loop_order=np.array([o])), LayerBits.of(cfg), EXACT
+        )
         for o in range(3)
     ]
     # out (m, n, k): ifmap once per n tile (nn = 1) -> 6000 B; weights once per m tile when
     # nk > 1 -> 2 * 2400 = 4800 B; outputs written once, 4000 B.
-    assert [float(x[0]) for x in out[0]] == [6000, 4800, 4000, 0]
+    assert _streams(out[0]) == [6000, 4800, 4000, 0]
     # weight (n, k, m): weights once 2400 B; ifmap nn = 1 -> 6000 B; nm > 1 so partial sums
     # spill nk - 1 = 1 time: 4000 x 4 B written and read back.
-    assert [float(x[0]) for x in out[1]] == [6000, 2400, 4000 + 16000, 16000]
+    assert _streams(out[1]) == [6000, 2400, 4000 + 16000, 16000]
     # input (m, k, n): ifmap once; weights nm = 2 times (nk > 1); nn = 1 so no spill.
-    assert [float(x[0]) for x in out[2]] == [6000, 4800, 4000, 0]
+    assert _streams(out[2]) == [6000, 4800, 4000, 0]
+    assert float(out[1].total_bytes[0]) == 6000 + 2400 + 20000 + 16000
+
+
+def _streams(t: DramTraffic):
+    """The layer-0 bytes of ``(ifmap_read, filter_read, ofmap_write, ofmap_read)``."""
+    streams = (t.ifmap_read_bytes, t.filter_read_bytes, t.ofmap_write_bytes, t.ofmap_read_bytes)
+    return [float(x[0]) for x in streams]
 
 
 def test_smooth_model_tends_to_exact():
@@ -223,3 +233,62 @@ def test_tiles_that_do_not_fit_are_flagged():
     tiny = design(rows=128, cols=128, ifmap_sram_kib=1.0, filter_sram_kib=1.0, ofmap_sram_kib=1.0)
     rep = cost.evaluate(tiny, WL)
     assert not bool(rep.fits[2])  # a 128 x 128 weight fold needs 2 x 16 KiB
+
+
+def test_layer_bits_at_the_config_widths_change_nothing():
+    cfg = design(w_bits=8.0, a_bits=8.0)
+    plain = cost.evaluate(cfg, WL)
+    uniform = LayerBits(w_bits=np.full(5, 8.0), a_bits=np.full(5, 8.0))
+    for bits in (uniform, LayerBits.of(cfg), (uniform.w_bits, uniform.a_bits)):
+        rep = cost.evaluate(cfg, WL, layer_bits=bits)
+        leaves = zip(jax.tree_util.tree_leaves(plain), jax.tree_util.tree_leaves(rep), strict=True)
+        for a, b in leaves:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_narrow_layer_bits_halve_traffic_but_keep_the_hardware():
+    # Layer 1 (dense 128 x 768 x 3072) at 4-bit weights and activations on 8-bit multipliers:
+    # its ifmap and weight bytes halve at the same tiles; the config (area, leakage per
+    # second) is unchanged, and the other layers are untouched.
+    cfg = design(w_bits=8.0, a_bits=8.0, ifmap_sram_kib=4096.0, filter_sram_kib=4096.0)
+    mapping = cost.default_mapping(cfg, WL)
+    bits = LayerBits(w_bits=np.array([8.0, 4.0, 8, 8, 8]), a_bits=np.array([8.0, 4.0, 8, 8, 8]))
+    full = cost.evaluate(cfg, WL, mapping)
+    narrow = cost.evaluate(cfg, WL, mapping, layer_bits=bits)
+    for f in ("dram_ifmap_read_bytes", "dram_filter_read_bytes"):
+        assert float(getattr(narrow, f)[1]) == float(getattr(full, f)[1]) / 2
+    assert float(narrow.energy_mac_pj[1]) < float(full.energy_mac_pj[1])
+    assert float(narrow.area_mm2) == float(full.area_mm2)
+    keep = np.array([0, 2, 3])
+    np.testing.assert_array_equal(narrow.total_cycles[keep], full.total_cycles[keep])
+    assert cfg.w_bits.shape == () and cfg.a_bits.shape == ()
+
+
+def test_new_temperature_or_design_value_does_not_recompile():
+    cfg = design(dram_bw_gbps=4.0)
+    mapping = cost.default_mapping(cfg, WL)
+    first = float(cost.evaluate(cfg, WL, mapping, Arith.smooth(0.1)).edp_js)
+    before = cost.evaluate._cache_size()
+    edps = [
+        float(cost.evaluate(design(rows=r, dram_bw_gbps=4.0), WL, mapping, Arith.smooth(t)).edp_js)
+        for t, r in ((0.3, 32), (0.01, 32), (0.05, 48))
+    ]
+    assert cost.evaluate._cache_size() == before
+    assert len({first, *edps}) == 4  # the temperature and the design do reach the numbers
+
+
+def test_temperature_traced_inside_a_jit():
+    cfg = design(dram_bw_gbps=4.0)
+    mapping = cost.default_mapping(cfg, WL)
+
+    @x64
+    @jax.jit
+    def log_edp(t):
+        return jnp.log(cost.evaluate(cfg, WL, mapping, Arith.smooth(t)).edp_js)
+
+    values = [float(log_edp(np.float64(t))) for t in (0.3, 0.1, 0.03)]
+    assert log_edp._cache_size() == 1
+    exact = float(np.log(float(cost.evaluate(cfg, WL, mapping).edp_js)))
+    assert abs(values[-1] - exact) < abs(values[0] - exact)
+    with jax.enable_x64(True):
+        assert np.isfinite(float(jax.grad(log_edp)(np.float64(0.1))))

@@ -24,6 +24,7 @@ from dse.problem import Problem, SearchBudget
 from dse.result import METRICS
 from dse.space import Space
 from hw import cost, layers
+from hw.arith import Arith
 from hw.x64 import x64
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def row_metrics(res):
 @pytest.fixture(scope="module")
 def smooth_fns(problem):
     def loss_grad(params, dataflow, t):
-        return jax.value_and_grad(lambda p: relax.loss(problem, p, dataflow, relax.smooth(t)))(
+        return jax.value_and_grad(lambda p: relax.loss(problem, p, dataflow, Arith.smooth(t)))(
             params
         )
 
@@ -117,7 +118,7 @@ def smooth_fns(problem):
         # traced in the model's 64-bit arithmetic, as dse.gradient.run does
         "loss_grad": x64(jax.jit(jax.vmap(loss_grad, in_axes=(0, 0, None)))),
         "metrics": x64(
-            jax.jit(lambda p, df, t: relax.smooth_metrics(problem, p, df, relax.smooth(t)))
+            jax.jit(lambda p, df, t: relax.smooth_metrics(problem, p, df, Arith.smooth(t)))
         ),
     }
 
