@@ -28,7 +28,6 @@ with ``repr``), so simulating a search's ``best.json`` reproduces the search's f
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from hw import presets
 from hw.types import DATAFLOWS, LOOP_ORDERS, Mapping, NPUConfig, TechTable, Workload, canonical
 from hw.validate import InvalidFieldError, validate_config
 from hw.x64 import x64
+from npu_dse.rundir import read_json
 
 FORMAT = "npu-dse-design"
 VERSION = 1
@@ -265,14 +265,7 @@ def design_from_dict(spec) -> DesignFile:
 
 def load_design(path: str | Path) -> DesignFile:
     """Read a design file; errors name the file and what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "not found"
-        raise ValueError(f"design file {what}: {path}")
-    try:
-        spec = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"design file {path} is not valid JSON: {err}") from None
+    spec = read_json(path, "design file")
     try:
         return design_from_dict(spec)
     except ValueError as err:

@@ -7,6 +7,7 @@ reader (or a crash) never sees half of it.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from importlib import metadata
@@ -41,3 +42,16 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_json(path: str | Path, what: str):
+    """The JSON value in file ``path``; a missing file, a folder or bad JSON is a one-line
+    ``ValueError`` naming ``what`` (e.g. ``"design file"``) and the path."""
+    path = Path(path)
+    if not path.is_file():
+        state = "is a directory" if path.is_dir() else "does not exist"
+        raise ValueError(f"{what} {str(path)!r} {state}")
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{what} {str(path)!r} is not valid JSON: {err}") from None

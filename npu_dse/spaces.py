@@ -7,24 +7,18 @@ not absolute), so a search can start from a design found earlier or written by h
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dse import Space
 from hw import presets
 from npu_dse.designs import load_design
+from npu_dse.rundir import read_json
 
 
 def load_space(path: str | Path) -> Space:
     """Read a space file; errors name the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise ValueError(f"design space file {str(path)!r} {what}")
-    try:
-        spec = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"design space file {str(path)!r} is not valid JSON: {err}") from None
+    spec = read_json(path, "design space file")
     base = spec.get("base") if isinstance(spec, dict) else None
     design = None
     if isinstance(base, str) and base not in presets.preset_names():

@@ -141,9 +141,9 @@ def test_layer_names_and_widths_are_checked_against_the_workload():
 def test_load_design_names_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+    with pytest.raises(ValueError, match="bad.json' is not valid JSON"):
         load_design(bad)
-    with pytest.raises(ValueError, match="design file not found"):
+    with pytest.raises(ValueError, match="missing.json' does not exist"):
         load_design(tmp_path / "missing.json")
     part = tmp_path / "part.json"
     part.write_text(json.dumps({"base": "edge-tpu-like", "rows": 16}))
