@@ -22,19 +22,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hw import cost
+from hw import mapper as hw_mapper
 from hw.types import Mapping, NPUConfig, Workload
 from hw.x64 import x64
 
 from . import design as dz
 from . import objective as obj
 
-_MAX_EXP = 15  # tiles 2**0 .. 2**14, and the full dimension
 _STEPS = np.array(list(itertools.product((-2, -1, 0, 1, 2), repeat=3)), dtype=np.int64)
 
 
 def _clip_tiles(config: NPUConfig, workload: Workload, tm, tk, tn):
-    lo_m, lo_k, lo_n = cost.min_tiles(config, workload)
+    lo_m, lo_k, lo_n = hw_mapper.min_tiles(config, workload)
     return (
         jnp.clip(tm, lo_m, jnp.maximum(workload.gemm_m, 1)),
         jnp.clip(tk, lo_k, jnp.maximum(workload.gemm_k, 1)),
@@ -45,29 +44,15 @@ def _clip_tiles(config: NPUConfig, workload: Workload, tm, tk, tn):
 @x64
 def min_mapping(config: NPUConfig, workload: Workload) -> Mapping:
     """The smallest legal tiles, loop order ``out``: the fallback when nothing fits."""
-    tm, tk, tn = cost.min_tiles(config, workload)
+    tm, tk, tn = hw_mapper.min_tiles(config, workload)
     return Mapping(tm, tk, tn, jnp.zeros_like(tm))
 
 
 @x64
 def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
-    """Every power-of-two tiling (and the full dimension) in every loop order,
-    shape=(C, L) with ``C = 16**3 * 3 + 1``; the last candidate is :func:`min_mapping`."""
-    pows = 2 ** jnp.arange(_MAX_EXP, dtype=jnp.int64)
-    full = jnp.full((1,), -1, dtype=jnp.int64)
-    opts = jnp.concatenate([pows, full])  # -1 stands for the full dimension
-    grid = jnp.stack(jnp.meshgrid(opts, opts, opts, jnp.arange(3), indexing="ij"), -1)
-    grid = grid.reshape(-1, 4)
-
-    def dim(col, d):
-        return jnp.where(grid[:, col, None] < 0, d[None, :], grid[:, col, None])
-
-    tm, tk, tn = _clip_tiles(
-        config, workload, dim(0, workload.gemm_m), dim(1, workload.gemm_k), dim(2, workload.gemm_n)
-    )
-    order = jnp.broadcast_to(grid[:, 3, None], tm.shape)
-    cands = Mapping(tm, tk, tn, order)
-    return _append(cands, min_mapping(config, workload))
+    """The grid of ``hw.mapper.tile_grid`` (every power-of-two tiling and the full dimension in
+    every loop order), shape=(C, L); the last candidate is :func:`min_mapping`."""
+    return _append(hw_mapper.tile_grid(config, workload), min_mapping(config, workload))
 
 
 @x64

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from hw import arith, mac_array, memory, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
+from hw.mapper import default_mapping, min_tiles  # noqa: F401 (re-exported)
 from hw.types import (
     CostReport,
     DramTraffic,
@@ -46,70 +47,6 @@ from hw.types import (
     Workload,
 )
 from hw.x64 import x64
-
-# Tile-size candidates of the default mapper: powers of two up to 2**16, plus the full size.
-_TILE_EXPONENTS = 17
-
-
-def min_tiles(config: NPUConfig, workload: Workload):
-    """Smallest legal tiles ``(tm, tk, tn)``: one array fold of the stationary operand.
-
-    The spatial GEMM dimensions of the dataflow must cover one fold (``min(dim, R)`` on the
-    rows, ``min(dim, C)`` on the columns); the temporal one can be 1.
-    """
-    m, k, n = workload.gemm_m, workload.gemm_k, workload.gemm_n
-    r, c, df = config.rows, config.cols, config.dataflow
-    one = jnp.ones_like(m)
-    tm = jnp.where(df == 0, jnp.minimum(m, r), jnp.where(df == 2, jnp.minimum(m, c), one))
-    tk = jnp.where(df == 0, one, jnp.minimum(k, r))
-    tn = jnp.where(df == 2, one, jnp.minimum(n, c))
-    return jnp.maximum(tm, 1), jnp.maximum(tk, 1), jnp.maximum(tn, 1)
-
-
-def _candidates(dim, lo):
-    """``clip(2**i, lo, dim)`` for i < _TILE_EXPONENTS, and ``dim``: shape (..., E + 1)."""
-    pows = 2 ** jnp.arange(_TILE_EXPONENTS, dtype=jnp.int64)
-    cand = jnp.clip(pows, lo[..., None], jnp.maximum(dim, 1)[..., None])
-    return jnp.concatenate([cand, jnp.maximum(dim, 1)[..., None]], axis=-1)
-
-
-@x64
-@jax.jit
-def default_mapping(
-    config: NPUConfig, workload: Workload, layer_bits: LayerBits | None = None
-) -> Mapping:
-    """Per layer, the fitting tiles and loop order with the fewest total cycles.
-
-    Exhaustive over power-of-two tiles (and the full dimension) in all three loop orders;
-    ties go to the fewest DRAM bytes. Where nothing fits, the smallest legal tiles are
-    returned (``CostReport.fits`` is then False). ``layer_bits``: the layers' widths (``None``:
-    the config's for every layer).
-    """
-    bits = _layer_bits(config, layer_bits)
-    lo_m, lo_k, lo_n = min_tiles(config, workload)
-    e = _TILE_EXPONENTS + 1
-    tm = _candidates(workload.gemm_m, lo_m)[:, :, None, None, None]
-    tk = _candidates(workload.gemm_k, lo_k)[:, None, :, None, None]
-    tn = _candidates(workload.gemm_n, lo_n)[:, None, None, :, None]
-    order = jnp.arange(3)[None, None, None, None, :]
-    shape = (workload.gemm_m.shape[0], e, e, e, 3)
-    grid = Mapping(*(jnp.broadcast_to(x, shape) for x in (tm, tk, tn, order)))
-    wl = jax.tree_util.tree_map(lambda x: x[:, None, None, None, None], workload)
-    bits = jax.tree_util.tree_map(
-        lambda b: jnp.broadcast_to(b, shape[:1])[:, None, None, None, None], bits
-    )
-    traffic = memory.dram_traffic(config, wl, grid, bits, EXACT)
-    cycles = memory.dram_cycles(config, traffic, EXACT) + memory.exposed_cycles(
-        config, wl, grid, bits, EXACT
-    )
-    total_bytes = traffic.total_bytes
-    key = cycles + total_bytes / (jnp.max(total_bytes) + 1.0)
-    key = jnp.where(memory.fits(config, grid, bits), key, jnp.inf).reshape(shape[0], -1)
-    best = jnp.argmin(key, axis=-1)
-    pick = jax.tree_util.tree_map(
-        lambda x: jnp.take_along_axis(x.reshape(shape[0], -1), best[:, None], axis=-1)[:, 0], grid
-    )
-    return pick
 
 
 def _layer_bits(config: NPUConfig, layer_bits) -> LayerBits:
