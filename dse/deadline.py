@@ -33,10 +33,12 @@ def call(fn, *args, deadline: float | None = None):
     if left <= 0:
         raise OutOfTime
     box: dict = {}
+    wide = bool(jax.config.jax_enable_x64)  # JAX's configuration is per thread: carry it over
 
     def work():
         try:
-            box["out"] = jax.block_until_ready(fn(*args))
+            with jax.enable_x64(wide):
+                box["out"] = jax.block_until_ready(fn(*args))
         except BaseException as err:  # handed to the caller below
             box["err"] = err
 

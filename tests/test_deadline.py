@@ -33,3 +33,12 @@ def test_errors_reach_the_caller():
 
     with pytest.raises(ValueError, match="bad"):
         deadline.call(boom, deadline=time.perf_counter() + 60)
+
+
+def test_the_callers_64_bit_scope_reaches_the_worker():
+    import jax
+
+    with jax.enable_x64(True):
+        inside = deadline.call(lambda: jax.config.jax_enable_x64, deadline=time.perf_counter() + 60)
+    outside = deadline.call(lambda: jax.config.jax_enable_x64, deadline=time.perf_counter() + 60)
+    assert (inside, outside) == (True, False)
