@@ -9,8 +9,8 @@ giving each layer the candidate that minimizes
 
 among the candidates whose tiles fit the buffers (:func:`loss_weights`). Candidates are the
 full grid (power-of-two tiles from the smallest legal tile to the full dimension, in every
-loop order: :func:`full_candidates`) or a neighbourhood of a given mapping
-(:func:`local_candidates`). Scores come from the exact model.
+loop order, less the candidates dominated in closed form: :func:`full_candidates`) or a
+neighbourhood of a given mapping (:func:`local_candidates`). Scores come from the exact model.
 """
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ def min_mapping(config: NPUConfig, workload: Workload) -> Mapping:
 
 @x64
 def full_candidates(config: NPUConfig, workload: Workload) -> Mapping:
-    """The grid of ``hw.mapper.tile_grid`` (every power-of-two tiling and the full dimension in
-    every loop order), shape=(C, L); the last candidate is :func:`min_mapping`."""
-    return _append(hw_mapper.tile_grid(config, workload), min_mapping(config, workload))
+    """The grid of ``hw.mapper.pruned_grid`` (the power-of-two tilings and full dimensions in
+    every loop order that no other dominates: the full grid's optimum for any score that
+    grows with DRAM bytes and exposed cycles), shape=(C, L); the last candidate is
+    :func:`min_mapping`."""
+    return _append(hw_mapper.pruned_grid(config, workload), min_mapping(config, workload))
 
 
 @x64
