@@ -28,6 +28,12 @@ def add_llm_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--context", type=int, default=128, metavar="N", help="tokens in the cache")
     g.add_argument("--batch", type=int, default=1, metavar="N", help="sequences")
     g.add_argument("--kv-bits", type=int, metavar="B", help="KV cache width (default: --a-bits)")
+    for cls, what in (("w", "weights"), ("a", "activations"), ("kv", "KV cache")):
+        g.add_argument(
+            f"--{cls}-format",
+            metavar="FMT",
+            help=f"{what}: fp16, bf16, fp8 or int2-int16 (sets the width; default: integers)",
+        )
     g.add_argument(
         "--dram-gib",
         type=float,
@@ -48,7 +54,7 @@ def format_llm(d: dict) -> str:
     what = (
         f"prompt {d['prompt']}" if d["phase"] == "prefill" else f"context {d['context']}"
     ) + f", batch {d['batch']}"
-    widths = f"w {d['w_bits']:g} / a {d['a_bits']:g} / kv {d['kv_bits']:g} bits"
+    widths = " / ".join(f"{k} {v}" for k, v in d["formats"].items())
     first = (
         ["time to first token", report.si(d["time_to_first_token_s"], "s")]
         if d["phase"] == "prefill"
@@ -81,6 +87,9 @@ def run_llm(args: argparse.Namespace, design: DesignFile) -> int:
         context=args.context,
         batch=args.batch,
         kv_bits=args.kv_bits,
+        w_format=args.w_format,
+        a_format=args.a_format,
+        kv_format=args.kv_format,
         dram_gib=args.dram_gib,
     )
     result = simulate_llm(request, design).to_dict()

@@ -34,7 +34,8 @@ import dataclasses
 
 import numpy as np
 
-from hw import checks, cost, layers
+from hw import checks, cost, formats, layers
+from hw.formats import NumberFormat
 from hw.types import CostReport, LayerBits, NPUConfig, Workload
 from hw.validate import validate_config
 from hw.x64 import x64
@@ -43,6 +44,8 @@ from npu_dse import report
 from npu_dse.designs import DesignFile
 
 PHASES = ("prefill", "decode")
+
+_CLASSES = ("w", "a", "kv")
 
 DEFAULT_DRAM_GIB = 16.0
 """Device DRAM capacity when none is given, GiB (assumption: a 16 GB LPDDR5X laptop)."""
@@ -60,6 +63,11 @@ class LLMRequest:
     w_bits: int | None = None  # None: the design's
     a_bits: int | None = None  # None: the design's
     kv_bits: int | None = None  # None: a_bits
+    # Number formats (hw.formats: fp16, bf16, fp8, int<b>); None: integers at the bits above.
+    # A format sets its operand's width.
+    w_format: str | None = None
+    a_format: str | None = None
+    kv_format: str | None = None
     dram_gib: float = DEFAULT_DRAM_GIB  # device DRAM capacity, GiB
 
 
@@ -72,7 +80,7 @@ class LLMSimulation:
     workload: Workload
     bits: LayerBits
     report: CostReport
-    widths: tuple[float, float, float]  # (w_bits, a_bits, kv_bits)
+    formats: tuple[NumberFormat, NumberFormat, NumberFormat]  # weights, activations, KV
     resident_weights: bool
     resident_kv: bool
     weights_bytes: float  # every parameter at w_bits
@@ -153,9 +161,12 @@ class LLMSimulation:
             ("prompt" if r.phase == "prefill" else "context"): (
                 r.prompt if r.phase == "prefill" else r.context
             ),
-            **dict(zip(("w_bits", "a_bits", "kv_bits"), self.widths, strict=True)),
+            **{f"{k}_bits": float(f.bits) for k, f in zip(_CLASSES, self.formats, strict=True)},
+            "formats": {k: f.name for k, f in zip(_CLASSES, self.formats, strict=True)},
             "latency_s": latency,
             "energy_j": energy,
+            "power_w": energy / latency,
+            "area_mm2": float(rep.area_mm2),
             "energy_per_token_j": energy / self.tokens,
             "tokens_per_s": self.tokens / latency,
             "dram": split,
@@ -230,6 +241,26 @@ def _check_request(r: LLMRequest) -> None:
         raise ValueError(f"DRAM capacity must be > 0 GiB, got {r.dram_gib!r}")
 
 
+def operand_formats(r: LLMRequest, config: NPUConfig) -> tuple:
+    """``(weights, activations, KV cache)`` formats: the request's, else integers at its
+    widths, else at the design's; the KV cache defaults to the activations' format."""
+
+    def pick(cls: str, fmt: str | None, bits) -> NumberFormat:
+        if fmt is None:
+            return formats.parse(f"int{int(bits)}")
+        found = formats.parse(fmt)
+        given = getattr(r, f"{cls}_bits")
+        if given is not None and given != found.bits:
+            raise ValueError(f"{cls}_bits {given} contradicts {cls}_format {fmt} ({found.bits})")
+        return found
+
+    w = pick("w", r.w_format, r.w_bits if r.w_bits is not None else config.w_bits)
+    a = pick("a", r.a_format, r.a_bits if r.a_bits is not None else config.a_bits)
+    if r.kv_format is None and r.kv_bits is None:
+        return w, a, a
+    return w, a, pick("kv", r.kv_format, r.kv_bits)
+
+
 def _footprint(r: LLMRequest, cfg: decoder.DecoderConfig, w_bits, kv_bits) -> tuple:
     """``(weights, KV cache)`` bytes in DRAM after the step; one line if they do not fit."""
     weights = decoder.param_count(cfg) * w_bits / 8.0
@@ -267,9 +298,8 @@ def simulate_llm(
     _check_request(r)
     cfg = decoder.get_decoder(r.model)
     config = design.config if isinstance(design, DesignFile) else design
-    w = float(r.w_bits if r.w_bits is not None else config.w_bits)
-    a = float(r.a_bits if r.a_bits is not None else config.a_bits)
-    kv = float(r.kv_bits if r.kv_bits is not None else a)
+    fmts = operand_formats(r, config)
+    w, a, kv = (float(f.bits) for f in fmts)
     weights_bytes, kv_bytes = _footprint(r, cfg, w, kv)
     config = validate_config(
         dataclasses.replace(config, w_bits=np.float64(max(w, kv)), a_bits=np.float64(a))
@@ -283,6 +313,9 @@ def simulate_llm(
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:
         raise ValueError(error)
+    if any(f.is_float for f in fmts):
+        pairs = [(fmts[2] if k == "matmul" else fmts[0], fmts[1]) for k in workload.kinds]
+        rep = formats.reprice(rep, config, pairs)
     return LLMSimulation(
-        r, config, workload, bits, rep, (w, a, kv), res_w, res_kv, weights_bytes, kv_bytes
+        r, config, workload, bits, rep, fmts, res_w, res_kv, weights_bytes, kv_bytes
     )

@@ -134,5 +134,23 @@ def test_cli_simulate_takes_a_decoder_and_prints_the_llm_figures(capsys):
     assert main(["simulate", "gpt-3", "--phase", "prefill", *edge]) == 2
     assert main(["simulate", "gpt2", "--phase", "prefill", "--prompt", "16", "--json", *edge]) == 0
     assert json.loads(capsys.readouterr().out)["time_to_first_token_s"] > 0
+    assert main(["simulate", "gpt2", "--w-format", "int4", "--a-format", "bf16", *edge]) == 0
+    assert (
+        "gpt2 decode (context 128, batch 1; w int4 / a bf16 / kv bf16)" in capsys.readouterr().out
+    )
     assert main(["simulate", "gpt2", "--kv-bits", "1", *edge]) == 2
     assert "kv_bits must be between 2 and 16 bits, got 1" in capsys.readouterr().err
+
+
+def test_weight_only_int4_with_bf16_activations_against_bf16():
+    design = _edge(w_bits=16, a_bits=16)
+    bf16 = simulate_llm("gpt2", design, context=127, w_format="bf16", a_format="bf16").to_dict()
+    mixed = simulate_llm("gpt2", design, context=127, w_format="int4", a_format="bf16").to_dict()
+    assert mixed["formats"] == {"w": "int4", "a": "bf16", "kv": "bf16"}
+    assert (mixed["w_bits"], mixed["kv_bits"]) == (4.0, 16.0)
+    assert mixed["tokens_per_s"] >= 3 * bf16["tokens_per_s"]  # weights are 1/4 of the bytes
+    assert mixed["energy_per_token_j"] < bf16["energy_per_token_j"]
+    int16 = simulate_llm("gpt2", design, context=127, w_bits=16, a_bits=16).to_dict()
+    assert bf16["area_mm2"] > int16["area_mm2"]  # float MACs are larger than 16-bit integer ones
+    with pytest.raises(ValueError, match="w_bits 8 contradicts w_format bf16 .16."):
+        simulate_llm("gpt2", design, w_bits=8, w_format="bf16")
