@@ -35,6 +35,11 @@ VECTOR_OPS_PER_ELEM = {
     "softmax": 5,  # max, subtract, exp, sum, divide
     "layernorm": 8,  # mean, subtract, square, mean, rsqrt, multiply, scale, shift
     "gelu": 8,  # tanh approximation: cube, 2 fma, tanh, add, 2 multiplies
+    "rmsnorm": 4,  # square, sum, multiply by rsqrt(mean), multiply by the gain
+    "rope": 3,  # rotary embedding: x cos + rotate(x) sin, two multiplies and an add
+    "swiglu": 5,  # silu(gate) * up: exp, add, divide (sigmoid), two multiplies
+    "kv_store": 1,  # requantize a new key or value to the KV cache's width
+    "embed": 1,  # embedding-table lookup (a copy; the add of a position row when 2 inputs)
 }
 
 

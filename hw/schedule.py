@@ -7,8 +7,9 @@ Layers run in order and each consumes the output of the one before it (a residua
 reads its second input from DRAM). With fusion on, the edge ``i-1 -> i`` stays on chip when
 both layers run on the NPU and
 
-* layer ``i`` is an elementwise or pooling op (``relu``, ``gelu``, ``add``, ``pool``) after
-  any layer: the GEMM -> bias -> activation -> requantize chain of integer inference engines;
+* layer ``i`` is an elementwise or pooling op (``relu``, ``gelu``, ``add``, ``pool``,
+  ``rope``, ``swiglu``, ``kv_store``) after any layer: the GEMM -> bias -> activation ->
+  requantize chain of integer inference engines;
 * layer ``i`` is a ``softmax`` after a ``matmul`` (attention scores) or a ``matmul`` after a
   ``softmax`` (attention probabilities into ``A V``): a fused attention block.
 
@@ -39,10 +40,15 @@ LAYER_KINDS = (
     "layernorm",
     "gelu",
     "pool",
+    "rmsnorm",
+    "rope",
+    "swiglu",
+    "kv_store",
+    "embed",
 )
 """Every value of ``Workload.kinds``."""
 
-_ELEMENTWISE = frozenset({"relu", "gelu", "add", "pool"})
+_ELEMENTWISE = frozenset({"relu", "gelu", "add", "pool", "rope", "swiglu", "kv_store"})
 
 
 def on_host(kinds: tuple[str, ...], unsupported: tuple[str, ...]) -> np.ndarray:

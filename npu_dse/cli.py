@@ -31,7 +31,7 @@ from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, NPUConfig
 from hw.validate import MEMORY_MODELS
 from hw.x64 import x64
-from npu_dse import cli_models, cli_search, designs, report
+from npu_dse import cli_llm, cli_models, cli_search, designs, report
 from npu_dse import workloads as topology
 from npu_dse.designs import DEFAULT_BASE as DEFAULT_PRESET
 from npu_dse.designs import DesignFile
@@ -184,8 +184,8 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "topology",
         metavar="TOPOLOGY",
-        help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm) or npu-dse "
-        f"workload .json; examples in {topology.bundled('')}",
+        help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm), npu-dse "
+        f"workload .json (examples in {topology.bundled('')}) or a decoder model (LLM flags)",
     )
     p.add_argument("--gemm", action="store_true", help="TOPOLOGY is SCALE-Sim's Layer, M, N, K")
     add_design_args(p)
@@ -195,6 +195,7 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
         help="infinite DRAM bandwidth, as SCALE-Sim's CALC mode: total = compute + vector",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    cli_llm.add_llm_args(p)
 
 
 def design_from_args(args: argparse.Namespace) -> DesignFile:
@@ -224,6 +225,8 @@ def design_label(args: argparse.Namespace) -> str:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     design = design_from_args(args)
+    if cli_llm.is_llm(args.topology):
+        return cli_llm.run_llm(args, design)
     workload, _ = topology.load_workload(args.topology, gemm=args.gemm)
     sim = simulate(workload, design, stall=not args.no_stall, base=design_label(args))
     result = sim.to_dict()
