@@ -8,6 +8,7 @@ Per layer (``l``), with ``G`` GEMMs of one shape:
     total_l   = max(compute_l + vector_l + host_l, dram_l) + prologue_l + epilogue_l
     energy_l  = MACs * e_mac(w, a, acc)                      (hw.tech)
               + MACs * hop_bits * e_reg                      operands moving between PEs
+              + MACs * (w + a + 2 acc) * e_rf                PE-local storage (hw.tech)
               + sum over buffers of bits accessed * e_sram(size / banks)
               + DRAM bits * e_dram + vector_ops * e_vec + P_leak * total_l / f_clk
               + host_l energy (fallback layers only)
@@ -58,8 +59,8 @@ def _layer_bits(config: NPUConfig, layer_bits) -> LayerBits:
     return LayerBits(*layer_bits)
 
 
-def _sram_pj(bits_accessed, size_kib, t):
-    return bits_accessed * tech.sram_pj_per_bit(size_kib, t)
+def _sram_pj(bits_accessed, size_kib, t, name):
+    return bits_accessed * tech.buffer_pj_per_bit(name, size_kib, t)
 
 
 def _energy(
@@ -93,13 +94,15 @@ def _energy(
         dram.ofmap_write_bytes + dram.ofmap_read_bytes
     )
     energy_sram = (
-        _sram_pj(ifmap_bits, sizes[0], t)
-        + _sram_pj(filter_bits, sizes[1], t)
-        + _sram_pj(ofmap_bits, sizes[2], t)
+        _sram_pj(ifmap_bits, sizes[0], t, "ifmap")
+        + _sram_pj(filter_bits, sizes[1], t, "filter")
+        + _sram_pj(ofmap_bits, sizes[2], t, "ofmap")
     )
+    rf_bits = bits.w_bits + bits.a_bits + 2 * config.acc_bits  # hw.tech: PE-local storage
     return {
-        "energy_mac_pj": macs * tech.mac_energy_pj(bits.w_bits, bits.a_bits, config.acc_bits, t),
+        "energy_mac_pj": macs * tech.layer_mac_pj(bits.w_bits, bits.a_bits, config),
         "energy_array_pj": macs * hop_bits * t.reg_pj_per_bit,
+        "energy_rf_pj": macs * rf_bits * t.rf_pj_per_bit,
         "energy_sram_pj": energy_sram,
         "energy_dram_pj": 8.0 * dram.total_bytes * t.dram_pj_per_bit,
         "energy_vector_pj": jnp.where(npu, workload.vector_ops, 0) * t.vector_pj_per_op,

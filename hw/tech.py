@@ -33,7 +33,16 @@ host_pj_per_op         8.75         pJ         Horowitz, ISSCC 2014: ~70 pJ per 
                                                (the 8 lanes are an assumption; not node-scaled)
 host_pj_per_byte       80           pJ/byte    assumption: ~10 pJ/bit for a PCIe-class serial
                                                link, link only (DRAM at either end not included)
+rf_pj_per_bit          0            pJ/bit     no PE-local storage unless a design or technology
+                                               file sets it (see the note on Eyeriss below)
 =====================  ===========  =========  ===================================================
+
+Direct per-access energies (:data:`OVERRIDES`: ``mac_pj``, ``ifmap_sram_pj_per_bit``,
+``filter_sram_pj_per_bit``, ``ofmap_sram_pj_per_bit``) bypass the scaling laws: set with
+:func:`with_overrides`, they replace :func:`mac_energy_pj` (scaled by the law's ratio for layers
+narrower than the design) and the SRAM power law, so that a peer tool's per-access table (ZigZag,
+Accelergy) can be used as it is. PE-local storage (``rf_pj_per_bit``) is read once per operand
+and read and written once per partial sum on every MAC: ``(w + a + 2 acc)`` bits per MAC.
 
 Checks of the fitted laws against the anchors they did not fit: the 32 KB SRAM read is
 ``10 * 4 ** 0.4746 = 19.3 pJ`` (anchor 20 pJ, -3.5 %); a 32x32-bit multiply is
@@ -61,10 +70,12 @@ areas, without placement density, wiring or clock tree.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
 import jax.numpy as jnp
+import numpy as np
 
 from hw.types import NPUConfig, TechTable
 from hw.x64 import x64
@@ -76,6 +87,14 @@ OVERHEAD_SHARE = 1.0 / 3.0
 """Share of the die taken by what ``area_mm2`` does not itemise: control, on-chip network,
 DRAM and host interfaces, I/O pads. Assumption, in line with TPU v1, whose datapath is about
 two-thirds of the die (Jouppi et al., ISCA 2017)."""
+
+OVERRIDES = ("mac_pj", "ifmap_sram_pj_per_bit", "filter_sram_pj_per_bit", "ofmap_sram_pj_per_bit")
+"""TechTable fields that count only where named in ``TechTable.overrides``."""
+
+LAW_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TechTable) if f.name not in (*OVERRIDES, "overrides")
+)
+"""TechTable fields that always count: the scaling laws' anchors, DRAM, leakage, host, RF."""
 
 _MIN_SRAM_KIB = 1e-6  # clamp for SRAM sizes so that size**exp keeps a finite gradient at 0
 
@@ -122,6 +141,36 @@ def mac_energy_pj(w_bits, a_bits, acc_bits, tech: TechTable):
     (Horowitz, ISSCC 2014 anchors at 8x8 and 32 bits). Smooth in non-integer widths.
     """
     return tech.mult_pj_8b * (w_bits * a_bits / 64.0) + tech.add_pj_32b * (acc_bits / 32.0)
+
+
+def with_overrides(t: TechTable, **values) -> TechTable:
+    """``t`` with direct per-access energies (names in :data:`OVERRIDES`) that bypass the laws."""
+    unknown = sorted(set(values) - set(OVERRIDES))
+    if unknown:
+        raise ValueError(f"unknown override {unknown[0]!r}; allowed: {', '.join(OVERRIDES)}")
+    given = {k: np.float64(v) for k, v in values.items()}
+    names = tuple(k for k in OVERRIDES if k in given or k in t.overrides)
+    return dataclasses.replace(t, **given, overrides=names)
+
+
+@x64
+def layer_mac_pj(w_bits, a_bits, config: NPUConfig):
+    """Energy of one MAC at the layers' widths, pJ: :func:`mac_energy_pj`, or with ``mac_pj``
+    overridden ``mac_pj * law(w, a) / law(design widths)`` (narrower layers scale by the law)."""
+    t = config.tech
+    law = mac_energy_pj(w_bits, a_bits, config.acc_bits, t)
+    if "mac_pj" not in t.overrides:
+        return law
+    ref = mac_energy_pj(config.w_bits, config.a_bits, config.acc_bits, t)
+    return t.mac_pj * jnp.where(ref > 0, law / jnp.where(ref > 0, ref, 1.0), 1.0)
+
+
+@x64
+def buffer_pj_per_bit(name: str, size_kib, t: TechTable):
+    """Access energy per bit of the ``name`` buffer (ifmap, filter, ofmap), pJ: the override
+    ``<name>_sram_pj_per_bit`` where set, else :func:`sram_pj_per_bit` of ``size_kib``."""
+    key = f"{name}_sram_pj_per_bit"
+    return getattr(t, key) if key in t.overrides else sram_pj_per_bit(size_kib, t)
 
 
 @x64

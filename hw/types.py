@@ -70,6 +70,14 @@ class TechTable:
     vector_pj_per_op: Array  # energy of one vector-unit operation at 16 bits, pJ
     host_pj_per_byte: Array  # energy to move one byte over the host link, pJ
     host_pj_per_op: Array  # energy of one fp32 operation on the host CPU, pJ
+    rf_pj_per_bit: Array = np.float64(0.0)  # PE-local storage, pJ per bit; 0: none modelled
+    # Direct per-access energies that bypass the scaling laws; each counts only where its name
+    # is in ``overrides`` (hw.tech.OVERRIDES).
+    mac_pj: Array = np.float64(0.0)  # one MAC at the design's widths, pJ
+    ifmap_sram_pj_per_bit: Array = np.float64(0.0)  # ifmap buffer access, pJ per bit
+    filter_sram_pj_per_bit: Array = np.float64(0.0)  # filter buffer access, pJ per bit
+    ofmap_sram_pj_per_bit: Array = np.float64(0.0)  # ofmap buffer access, pJ per bit
+    overrides: tuple[str, ...] = static(())
 
 
 @pytree_dataclass
@@ -254,6 +262,7 @@ class CostReport(WorkloadTotals):
     dram_ofmap_read_bytes: Array  # partial sums read back
     energy_mac_pj: Array
     energy_array_pj: Array  # operand and partial-sum movement between PEs
+    energy_rf_pj: Array  # PE-local storage (register file / scratchpad) accesses
     energy_sram_pj: Array
     energy_dram_pj: Array
     energy_vector_pj: Array
@@ -277,6 +286,7 @@ class CostReport(WorkloadTotals):
         return (
             self.energy_mac_pj
             + self.energy_array_pj
+            + self.energy_rf_pj
             + self.energy_sram_pj
             + self.energy_dram_pj
             + self.energy_vector_pj

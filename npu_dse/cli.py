@@ -133,6 +133,7 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--design", metavar="FILE", help="a design file (README; `presets --json NAME`)")
     g.add_argument("--preset", metavar="NAME", help=", ".join(presets.preset_names()))
+    g.add_argument("--tech", metavar="FILE", help="technology file over the design's (README)")
     g.add_argument("--rows", type=int, metavar="R", help="MAC array rows (height)")
     g.add_argument("--cols", type=int, metavar="C", help="MAC array columns (width)")
     g.add_argument("--dataflow", choices=DATAFLOWS, help="output, weight or input stationary")
@@ -209,7 +210,9 @@ def design_from_args(args: argparse.Namespace) -> DesignFile:
         overrides["fusion"] = False
     preset = args.preset if args.design is not None else (args.preset or DEFAULT_PRESET)
     try:
-        return resolve_design(args.design, preset=preset, overrides=overrides, flags=_FLAGS)
+        return resolve_design(
+            args.design, preset=preset, overrides=overrides, flags=_FLAGS, tech=args.tech
+        )
     except ValueError as err:
         if args.design is not None and args.preset is not None:
             raise ValueError("give --design FILE or --preset NAME, not both") from None

@@ -35,6 +35,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         "workload and --min-accuracy applies to it",
     )
     p.add_argument("--space", metavar="FILE", required=True, help="design space JSON (README)")
+    p.add_argument("--tech", metavar="FILE", help="technology file for the base design (README)")
     p.add_argument("--objective", choices=tuple(obj.OBJECTIVES), default="edp")
     p.add_argument("--max-latency-s", type=float, metavar="X", help="total latency budget, s")
     p.add_argument("--max-power-w", type=float, metavar="P", help="average power budget, W")
@@ -89,7 +90,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.out:
         check_out_dir(args.out)
     problem, source = problem_from_files(
-        args.space, args.objective, budgets, args.workload, args.gemm, args.checkpoint
+        args.space, args.objective, budgets, args.workload, args.gemm, args.checkpoint, args.tech
     )
     with tqdm(desc=f"search ({args.method})", unit="chunk", file=sys.stderr, leave=False) as bar:
 

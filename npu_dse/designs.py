@@ -16,10 +16,11 @@ optionally, per-layer widths and mappings under ``layers`` keyed by layer name::
 
 Every key but ``format``, ``version`` and ``layers`` is required when a file is written; a
 file that is read may leave out any hardware or ``tech`` key, which then comes from ``base``
-(a preset name, default ``DEFAULT_BASE``). Unknown keys are an error; every value is checked
-(``hw.validate``). A layer entry may give widths, a mapping (all four of ``tile_m``,
-``tile_k``, ``tile_n``, ``loop_order``) or both; layers not named keep the design's widths and
-the mapper's choice. :data:`FIELDS` lists every key with its unit.
+(a preset name, default ``DEFAULT_BASE``). ``tech`` takes the keys of a technology file
+(``npu_dse.techfiles``: the table's fields and the per-access overrides). Unknown keys are
+an error; every value is checked (``hw.validate``). A layer entry may give widths, a mapping
+(all four of ``tile_m``, ``tile_k``, ``tile_n``, ``loop_order``) or both; layers not named keep
+the design's widths and the mapper's choice. :data:`FIELDS` lists every key with its unit.
 
 Writing a design and reading it back gives the same values bit for bit (floats are written
 with ``repr``), so simulating a search's ``best.json`` reproduces the search's figures.
@@ -33,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import presets
-from hw.types import DATAFLOWS, LOOP_ORDERS, Mapping, NPUConfig, TechTable, Workload, canonical
+from hw import presets, tech
+from hw.types import DATAFLOWS, LOOP_ORDERS, Mapping, NPUConfig, Workload, canonical
 from hw.validate import InvalidFieldError, validate_config
 from hw.x64 import x64
 from npu_dse.rundir import read_json
+from npu_dse.techfiles import tech_from_dict, tech_to_dict
 
 FORMAT = "npu-dse-design"
 VERSION = 1
@@ -69,7 +71,9 @@ FIELDS: dict[str, str] = {
 }
 """Hardware keys of a design file and their units (``tech`` keys: ``TECH_FIELDS``)."""
 
-TECH_FIELDS = tuple(f.name for f in dataclasses.fields(TechTable))
+TECH_FIELDS = tech.LAW_FIELDS
+"""The ``tech`` keys a written design always carries (overrides only where set; every key a
+read design may give: ``npu_dse.techfiles.TECH_KEYS``)."""
 LAYER_KEYS = ("w_bits", "a_bits", "tile_m", "tile_k", "tile_n", "loop_order")
 _MAPPING_KEYS = ("tile_m", "tile_k", "tile_n", "loop_order")
 _INTS = ("rows", "cols", "w_bits", "a_bits", "acc_bits", "vector_lanes")
@@ -125,7 +129,7 @@ def config_to_dict(config: NPUConfig) -> dict:
             out[key] = value
         else:
             out[key] = _number(value, key in _INTS)
-    out["tech"] = {k: float(getattr(config.tech, k)) for k in TECH_FIELDS}
+    out["tech"] = tech_to_dict(config.tech)
     return out
 
 
@@ -184,23 +188,6 @@ def _value(key: str, value):
     return np.float64(value)
 
 
-def _tech(base: TechTable, spec) -> TechTable:
-    if not isinstance(spec, dict):
-        raise ValueError(f"design: 'tech' must be an object of {', '.join(TECH_FIELDS)}")
-    unknown = sorted(set(spec) - set(TECH_FIELDS))
-    if unknown:
-        raise ValueError(
-            f"design: unknown tech key {unknown[0]!r}; allowed: {', '.join(TECH_FIELDS)}"
-        )
-    changes = {}
-    for key, value in spec.items():
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or value < 0:
-            raise ValueError(f"design: tech {key!r} must be a finite number >= 0, got {value!r}")
-        changes[key] = np.float64(value)
-    return dataclasses.replace(base, **changes)
-
-
 def _layers(spec) -> dict[str, dict]:
     if not isinstance(spec, dict):
         raise ValueError("design: 'layers' must be an object keyed by layer name")
@@ -254,7 +241,7 @@ def design_from_dict(spec) -> DesignFile:
     config = presets.get_preset(base)
     changes = {k: _value(k, spec[k]) for k in FIELDS if k in spec}
     if "tech" in spec:
-        changes["tech"] = _tech(config.tech, spec["tech"])
+        changes["tech"] = tech_from_dict(spec["tech"], config.tech, "design")
     config = dataclasses.replace(config, **changes)
     try:
         config = validate_config(canonical(config))

@@ -118,6 +118,7 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         "energy_breakdown_j": {
             "mac": pj("energy_mac_pj"),
             "array": pj("energy_array_pj"),
+            "rf": pj("energy_rf_pj"),
             "sram": pj("energy_sram_pj"),
             "dram": pj("energy_dram_pj"),
             "vector": pj("energy_vector_pj"),
@@ -173,6 +174,10 @@ def simulation_dict(
         "stall_cycles": sum(d["stall_cycles"] for d in layer_dicts),
         "dram_bytes": number(sum(d["dram_bytes"] for d in layer_dicts)),
         "tops_per_w": number(2.0 * macs / energy_j / 1e12 if energy_j > 0 else 0.0),
+        "energy_breakdown_j": {
+            k: number(sum(d["energy_breakdown_j"][k] for d in layer_dicts))
+            for k in layer_dicts[0]["energy_breakdown_j"]
+        },
     }
     return {"design": design_dict(config, base_preset), "layers": layer_dicts, "total": total}
 

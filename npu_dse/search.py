@@ -25,6 +25,7 @@ from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.rundir import versions
 from npu_dse.spaces import load_space
+from npu_dse.techfiles import load_tech
 from npu_dse.workloads import load_workload
 
 METHODS = tuple(dse.METHODS)
@@ -121,13 +122,19 @@ def problem_from_files(
     workload: str | Path | None = None,
     gemm: bool = False,
     checkpoint: str | Path | None = None,
+    tech: str | Path | None = None,
 ) -> tuple[Problem, str]:
     """The problem of a space file and a workload file (or a trained ``checkpoint``, whose
-    layers are the workload and whose accuracy the proxy, calibrated here, predicts)."""
+    layers are the workload and whose accuracy the proxy, calibrated here, predicts); ``tech``,
+    a technology file, replaces the base design's table."""
     budgets = budgets.check()
     if budgets.min_accuracy is not None and checkpoint is None:
         raise ValueError("an accuracy budget needs a trained model (--checkpoint DIR) to measure")
     found = load_space(space)
+    if tech is not None:
+        base = found.base_config()
+        base = dataclasses.replace(base, tech=load_tech(tech, base.tech))
+        found = dataclasses.replace(found, base_design=base)
     accuracy = None
     if checkpoint is not None:
         from npu_dse import calibration

@@ -29,6 +29,7 @@ from hw.validate import InvalidFieldError, validate_config, validate_workload
 from hw.x64 import x64
 from npu_dse import report
 from npu_dse.designs import DEFAULT_BASE, FIELDS, DesignFile, load_design, per_layer, split_sram
+from npu_dse.techfiles import load_tech
 
 OVERRIDE_KEYS = (*FIELDS, "sram_kib")
 """Keys :func:`resolve_design` accepts as overrides: a design file's hardware keys and
@@ -84,6 +85,7 @@ def resolve_design(
     preset: str | None = None,
     overrides: dict | None = None,
     flags: dict[str, str] | None = None,
+    tech: str | Path | None = None,
 ) -> DesignFile:
     """The design a user asked for, validated.
 
@@ -93,6 +95,7 @@ def resolve_design(
       overrides: single values by design-file key (:data:`OVERRIDE_KEYS`), applied after
         ``sram_kib``; ``None`` values are ignored.
       flags: how the caller names each key (e.g. ``{"rows": "--rows"}``), for error lines.
+      tech: a technology file (``npu_dse.techfiles``) applied over the design's table.
     """
     if design is not None and preset is not None:
         raise ValueError("give a design file or a preset, not both")
@@ -121,6 +124,8 @@ def resolve_design(
         values |= _override(config, key, value)
     if changes:
         config = dataclasses.replace(config, **values, name=changes.get("name", "custom"))
+    if tech is not None:
+        config = dataclasses.replace(config, tech=load_tech(tech, config.tech))
     try:
         config = validate_config(canonical(config))
     except InvalidFieldError as err:

@@ -118,13 +118,14 @@ def test_json_structure(resnet_json):
         assert r["total_cycles"] == r["compute_cycles"] + r["vector_cycles"] + r["stall_cycles"]
         assert 0 < r["mapping_efficiency"] <= 1 and 0 < r["utilization"] <= 1
         parts = r["energy_breakdown_j"]
-        assert set(parts) == {"mac", "array", "sram", "dram", "vector", "leakage", "host"}
+        assert set(parts) == {"mac", "array", "rf", "sram", "dram", "vector", "leakage", "host"}
         assert sum(parts.values()) == pytest.approx(r["energy_j"])
         assert r["dram_bytes"] > 0 and r["sram_reads"] > 0
     total = resnet_json["total"]
     assert total["cycles"] == sum(r["total_cycles"] for r in layers_)
     assert total["energy_j"] == pytest.approx(sum(r["energy_j"] for r in layers_))
     assert total["power_w"] == pytest.approx(total["energy_j"] / total["latency_s"])
+    assert sum(total["energy_breakdown_j"].values()) == pytest.approx(total["energy_j"])
     assert total["edp_js"] == pytest.approx(total["energy_j"] * total["latency_s"])
     assert resnet_json["design"]["name"] == "scalesim-32x32"
 

@@ -64,7 +64,9 @@ def test_preset_fields_have_the_documented_types(name):
         assert np.asarray(getattr(cfg, field)).dtype == np.float64, field
     assert cfg.dataflow_name in DATAFLOWS
     positive = [getattr(cfg, f) for f in INT_FIELDS + FLOAT_FIELDS if f != "dataflow"]
-    assert all(float(x) > 0 for x in positive + jax.tree_util.tree_leaves(cfg.tech))
+    laws = [getattr(cfg.tech, f) for f in tech.LAW_FIELDS if f != "rf_pj_per_bit"]
+    assert all(float(x) > 0 for x in positive + laws)
+    assert float(cfg.tech.rf_pj_per_bit) == 0.0 and cfg.tech.overrides == ()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -96,10 +96,12 @@ def test_bad_node_is_rejected(node_nm):
         tech.default_tech(node_nm)
 
 
-def test_every_tech_field_is_a_positive_float64():
-    for field in dataclasses.fields(T45):
-        value = getattr(T45, field.name)
-        assert value.dtype == jnp.float64 and float(value) > 0, field.name
+def test_every_law_field_is_a_positive_float64_and_nothing_is_overridden():
+    for name in tech.LAW_FIELDS:
+        value = getattr(T45, name)
+        positive = float(value) > 0 if name != "rf_pj_per_bit" else float(value) == 0
+        assert value.dtype == jnp.float64 and positive, name
+    assert T45.overrides == ()
 
 
 @pytest.mark.parametrize("which", range(3))
