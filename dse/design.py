@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hw import cost
+from hw import arith, cost
 from hw.arith import EXACT, Arith
 from hw.types import (
     DATAFLOWS,
@@ -82,20 +82,22 @@ def base_design(space: Space, workload: Workload, mapping: Mapping | None = None
 
 
 @x64
-def hardware_bits(design: Design, workload: Workload):
+def hardware_bits(design: Design, workload: Workload, ar: Arith = EXACT):
     """Multiplier widths ``(w, a)``: the widest weight width of a GEMM layer and the widest
-    activation width of any layer (a network without GEMMs keeps its widest weight width)."""
+    activation width of any layer (a network without GEMMs keeps its widest weight width);
+    with smooth ``ar`` the smooth maximum over layers (``hw.arith.max_along``)."""
     gemm = workload.gemm_count > 0
-    w = jnp.max(jnp.where(gemm, design.w_bits, 0.0), axis=-1)
-    w = jnp.where(jnp.any(gemm), w, jnp.max(design.w_bits, axis=-1))
-    return w, jnp.max(design.a_bits, axis=-1)
+    w = arith.max_along(jnp.where(gemm, design.w_bits, 0.0), ar)
+    w = jnp.where(jnp.any(gemm), w, arith.max_along(design.w_bits, ar))
+    return w, arith.max_along(design.a_bits, ar)
 
 
 @x64
-def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
-    """The hardware of a design: the base config with the design's values put in."""
+def to_config(base: NPUConfig, design: Design, workload: Workload, ar: Arith = EXACT) -> NPUConfig:
+    """The hardware of a design: the base config with the design's values put in (smooth
+    ``ar``: multipliers as wide as the smooth maximum of the layers' widths)."""
     total = sram_total_kib(base)
-    w, a = hardware_bits(design, workload)
+    w, a = hardware_bits(design, workload, ar)
     return dataclasses.replace(
         base,
         rows=design.rows,
@@ -114,7 +116,7 @@ def to_config(base: NPUConfig, design: Design, workload: Workload) -> NPUConfig:
 @x64
 def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT):
     """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population)."""
-    config = to_config(base, design, workload)
+    config = to_config(base, design, workload, ar)
     bits = LayerBits(w_bits=design.w_bits, a_bits=design.a_bits)
     return cost.evaluate(config, workload, design.mapping, ar=ar, layer_bits=bits)
 

@@ -124,7 +124,7 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     """Smooth whole-workload metrics of one start and its tile-capacity penalty."""
     wl, base = problem.workload, problem.base
     d = to_design(problem, params, dataflow)
-    config = dz.to_config(base, d, wl)
+    config = dz.to_config(base, d, wl, ar)
     lo = cost.min_tiles(config, wl)
     tiles = [jnp.maximum(t, lo_) for t, lo_ in zip(_tiles(d.mapping), lo, strict=True)]
     bits = LayerBits(w_bits=d.w_bits, a_bits=d.a_bits)
