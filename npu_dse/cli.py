@@ -185,9 +185,10 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
         "topology",
         metavar="TOPOLOGY",
         help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm) or npu-dse "
-        f"workload .json; examples in {topology.bundled('')}",
+        f"workload .json or ONNX .onnx; examples in {topology.bundled('')}",
     )
     p.add_argument("--gemm", action="store_true", help="TOPOLOGY is SCALE-Sim's Layer, M, N, K")
+    p.add_argument("--batch", type=int, metavar="N", help="symbolic ONNX input dimensions' value")
     add_design_args(p)
     p.add_argument(
         "--no-stall",
@@ -224,7 +225,7 @@ def design_label(args: argparse.Namespace) -> str:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     design = design_from_args(args)
-    workload, _ = topology.load_workload(args.topology, gemm=args.gemm)
+    workload, _ = topology.load_workload(args.topology, gemm=args.gemm, batch=args.batch)
     sim = simulate(workload, design, stall=not args.no_stall, base=design_label(args))
     result = sim.to_dict()
     result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}

@@ -26,8 +26,9 @@ from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, w
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workload", metavar="FILE", help="SCALE-Sim topology CSV or workload JSON")
+    p.add_argument("--workload", metavar="FILE", help="topology CSV, workload JSON or ONNX")
     p.add_argument("--gemm", action="store_true", help="the CSV is in SCALE-Sim's GEMM format")
+    p.add_argument("--batch", type=int, metavar="N", help="symbolic ONNX input dimensions' value")
     p.add_argument(
         "--checkpoint",
         metavar="DIR",
@@ -89,7 +90,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.out:
         check_out_dir(args.out)
     problem, source = problem_from_files(
-        args.space, args.objective, budgets, args.workload, args.gemm, args.checkpoint
+        args.space, args.objective, budgets, args.workload, args.gemm, args.checkpoint, args.batch
     )
     with tqdm(desc=f"search ({args.method})", unit="chunk", file=sys.stderr, leave=False) as bar:
 

@@ -121,6 +121,7 @@ def problem_from_files(
     workload: str | Path | None = None,
     gemm: bool = False,
     checkpoint: str | Path | None = None,
+    batch: int | None = None,
 ) -> tuple[Problem, str]:
     """The problem of a space file and a workload file (or a trained ``checkpoint``, whose
     layers are the workload and whose accuracy the proxy, calibrated here, predicts)."""
@@ -135,7 +136,7 @@ def problem_from_files(
         wl, accuracy, _ = calibration.calibrate(checkpoint, bits=calibration_bits(found))
         source = f"model {checkpoint}"
     elif workload is not None:
-        wl, _ = load_workload(workload, gemm=gemm)
+        wl, _ = load_workload(workload, gemm=gemm, batch=batch)
         source = Path(workload).name
     else:
         raise ValueError("give --workload FILE or --checkpoint DIR (a trained model)")
