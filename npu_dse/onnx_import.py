@@ -77,7 +77,7 @@ class OnnxImport:
         return f"host fallback: {total} ONNX node(s) run on the host ({ops})"
 
 
-def _load(path: Path) -> onnx.ModelProto:
+def load_model(path: Path) -> onnx.ModelProto:
     """The model without external data; one-line errors for files that are not ONNX."""
     data = path.read_bytes()
     if not data:
@@ -91,7 +91,7 @@ def _load(path: Path) -> onnx.ModelProto:
     return model
 
 
-def _set_batch(model: onnx.ModelProto, where: str, batch: int | None) -> None:
+def set_batch(model: onnx.ModelProto, where: str, batch: int | None) -> None:
     """Give symbolic input dimensions the value ``batch`` (the ``--batch`` flag)."""
     weights = {t.name for t in model.graph.initializer}
     for value in model.graph.input:
@@ -137,7 +137,7 @@ def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
     return out
 
 
-def _unique_names(nodes) -> list[str]:
+def unique_names(nodes) -> list[str]:
     seen: Counter = Counter()
     names = []
     for i, node in enumerate(nodes):
@@ -147,7 +147,7 @@ def _unique_names(nodes) -> list[str]:
     return names
 
 
-class _Graph:
+class Graph:
     """The model's tensors and who reads them, for the op handlers."""
 
     def __init__(self, model: onnx.ModelProto, where: str):
@@ -189,19 +189,19 @@ def import_from_proto(
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"--batch must be a positive integer, got {batch!r}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    _set_batch(model, where, batch)
+    set_batch(model, where, batch)
     try:
         model = shape_inference.infer_shapes(model, data_prop=True)
     except Exception as err:  # onnx raises InferenceError or ValidationError
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{where}: ONNX shape inference failed ({reason})") from None
-    g = _Graph(model, where)
+    g = Graph(model, where)
     skip = onnx_ops.gelu_groups(g, model.graph.node)
     skip |= onnx_ops.folded_batchnorms(g, model.graph.node)
     out: list[layers.Layer] = []
     bits: dict = {}
     host: Counter = Counter()
-    for node, name in zip(model.graph.node, _unique_names(model.graph.node), strict=True):
+    for node, name in zip(model.graph.node, unique_names(model.graph.node), strict=True):
         if node.output[0] in skip:
             continue
         lays, node_bits, on_host = onnx_ops.cost_node(g, node, name)
@@ -220,7 +220,7 @@ def import_onnx(path: str | Path, batch: int | None = None) -> OnnxImport:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"ONNX file not found: {path}")
-    return import_from_proto(_load(path), str(path), batch)
+    return import_from_proto(load_model(path), str(path), batch)
 
 
 def read_onnx(path: str | Path, batch: int | None = None) -> list[layers.Layer]:
