@@ -11,7 +11,6 @@ apply to the chip. Reports carry each network's latency, energy, power and EDP
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -31,9 +30,9 @@ def parse_floats(text: str | None, flag: str, count: int) -> list[float] | None:
         raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
     if len(values) == 1:
         values *= count
-    if len(values) != count or not all(math.isfinite(v) and v > 0 for v in values):
+    if len(values) != count:
         raise ValueError(
-            f"{flag} needs one positive number per workload ({count}) or one for all, got {text!r}"
+            f"{flag} needs one number per workload ({count}) or one for all, got {text!r}"
         )
     return values
 
