@@ -171,7 +171,7 @@ class _Run:
 
 def _evaluate(problem: Problem, designs: dz.Design) -> dict:
     return dz.evaluate_population(
-        problem.base, problem.workload, designs, accuracy=problem.accuracy
+        problem.base, problem.workload, designs, accuracy=problem.accuracy, suite=problem.suite
     )
 
 

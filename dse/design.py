@@ -20,6 +20,7 @@ budgets are stated in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,7 @@ from hw.x64 import x64
 
 from . import accuracy as acc
 from .space import Space, sram_total_kib
+from .suite import network_metrics
 
 
 @pytree_dataclass
@@ -122,10 +124,12 @@ def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EX
 
 
 @x64
-def metrics(report) -> dict:
+def metrics(report, suite=None) -> dict:
     """Whole-workload figures of a report: ``latency_s``, ``energy_j``, ``power_w``,
-    ``area_mm2``, ``edp_js`` and ``fits`` (every layer's tiles fit its buffers)."""
-    return {
+    ``area_mm2``, ``edp_js`` and ``fits`` (every layer's tiles fit its buffers); with a
+    ``dse.suite.Suite``, each network's figures and the ``suite_objective`` too."""
+    extra = {} if suite is None else network_metrics(suite, report.latency_s, report.energy_pj)
+    return extra | {
         "latency_s": report.total_latency_s,
         "energy_j": report.total_energy_j,
         "power_w": report.power_w,
@@ -136,9 +140,14 @@ def metrics(report) -> dict:
 
 
 @x64
-@jax.jit
+@functools.partial(jax.jit, static_argnames="suite")
 def evaluate_population(
-    base: NPUConfig, workload: Workload, designs: Design, ar: Arith = EXACT, accuracy=None
+    base: NPUConfig,
+    workload: Workload,
+    designs: Design,
+    ar: Arith = EXACT,
+    accuracy=None,
+    suite=None,
 ):
     """Metrics of a population of designs (leading axis ``B`` on every field), jitted.
 
@@ -146,7 +155,7 @@ def evaluate_population(
     ``accuracy`` estimate for each design's bit widths.
     """
     reports = jax.vmap(lambda d: evaluate(base, workload, d, ar))(designs)
-    m = metrics(reports)
+    m = metrics(reports, suite)
     if accuracy is not None:
         m["accuracy"] = jax.vmap(lambda d: acc.predict(accuracy, d.w_bits, d.a_bits))(designs)
     return m

@@ -393,7 +393,7 @@ def _full_map_add(search: _Search, picks: list) -> None:
 
 def _evaluate(problem: Problem, designs: dz.Design) -> dict:
     return dz.evaluate_population(
-        problem.base, problem.workload, designs, accuracy=problem.accuracy
+        problem.base, problem.workload, designs, accuracy=problem.accuracy, suite=problem.suite
     )
 
 

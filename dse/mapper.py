@@ -109,7 +109,8 @@ def loss_weights(m: dict, objective: str, budgets: obj.Budgets, mu: float = 100.
     ``(E, L)`` (power as ``E / L``), kept non-negative, at the metrics ``m`` of one design."""
 
     # A mapping cannot change accuracy: that budget plays no part here.
-    budgets = dataclasses.replace(budgets, min_accuracy=None)
+    # Per-network latency budgets of a suite are left to the search (the totals stand in).
+    budgets = dataclasses.replace(budgets, min_accuracy=None, network_latency_s=())
 
     def loss(e, lat):
         mm = dict(m, energy_j=e, latency_s=lat, power_w=e / lat, edp_js=e * lat)

@@ -39,6 +39,8 @@ class Budgets:
     max_power_w: float | None = None
     max_area_mm2: float | None = None
     min_accuracy: float | None = None
+    # Suites (dse.suite): ((network, max latency s), ...), metrics ``latency_s@network``.
+    network_latency_s: tuple[tuple[str, float], ...] = ()
 
     def check(self) -> Budgets:
         for field in ("max_latency_s", "max_power_w", "max_area_mm2"):
@@ -48,6 +50,11 @@ class Budgets:
         acc = self.min_accuracy
         if acc is not None and not (math.isfinite(acc) and 0 < acc <= 1):
             raise ValueError(f"budget min_accuracy must be in (0, 1], got {acc}")
+        for name, v in self.network_latency_s:
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(
+                    f"budget max_latency_s of {name!r} must be a positive number, got {v}"
+                )
         return self
 
     def limits(self) -> dict[str, tuple[float, int]]:
@@ -62,15 +69,18 @@ class Budgets:
             v = getattr(self, field)
             if v is not None:
                 out[metric] = (float(v), sense)
+        for name, v in self.network_latency_s:
+            out[f"latency_s@{name}"] = (float(v), 1)
         return out
 
 
 @x64
 def objective(m: dict, name: str):
-    """The metric an objective minimizes."""
+    """The metric an objective minimizes (a suite's weighted normalized sum where ``m`` has
+    one, ``dse.suite``)."""
     if name not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {name!r}")
-    return m[OBJECTIVES[name]]
+    return m["suite_objective"] if "suite_objective" in m else m[OBJECTIVES[name]]
 
 
 @x64

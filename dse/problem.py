@@ -25,6 +25,7 @@ from hw.types import NPUConfig, Workload
 from . import objective as obj
 from .accuracy import AccuracyModel
 from .space import Space
+from .suite import Suite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Problem:
     objective: str
     budgets: obj.Budgets = obj.Budgets()
     accuracy: AccuracyModel | None = None
+    suite: Suite | None = None  # several networks in ``workload`` (dse.suite)
 
     def __post_init__(self):
         if not isinstance(self.space, Space):
@@ -103,8 +105,25 @@ class Problem:
                 "problem accuracy must be a dse.accuracy.AccuracyModel or None, "
                 f"got {type(self.accuracy).__name__}"
             )
+        self._check_suite()
         if self.budgets.min_accuracy is not None and self.accuracy is None:
             raise ValueError("problem budgets.min_accuracy needs an accuracy model (accuracy=)")
+
+    def _check_suite(self) -> None:
+        nets = self.suite.names if self.suite is not None else ()
+        for name, _ in self.budgets.network_latency_s:
+            if name not in nets:
+                raise ValueError(f"problem budget names network {name!r}; suite networks: {nets}")
+        if self.suite is not None and sum(self.suite.sizes) != self.workload.num_layers:
+            raise ValueError(
+                f"problem suite has {sum(self.suite.sizes)} layers, the workload "
+                f"{self.workload.num_layers}"
+            )
+        if self.suite is not None and self.objective != self.suite.objective:
+            raise ValueError(
+                f"problem objective {self.objective!r} differs from the suite's "
+                f"{self.suite.objective!r}"
+            )
 
     @property
     def base(self) -> NPUConfig:

@@ -45,6 +45,7 @@ from . import objective as obj
 from .legal import CONTINUOUS_KEYS
 from .problem import Problem
 from .space import Space
+from .suite import network_metrics
 
 MU = 50.0
 """Weight of the squared-hinge penalties."""
@@ -143,6 +144,8 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
         "edp_js": energy_j * lat_s,
         "area_mm2": rep.area_mm2,
     }
+    if problem.suite is not None:
+        m |= network_metrics(problem.suite, lat, energy * 1e12)
     if problem.accuracy is not None:
         m["accuracy"] = accuracy.predict(problem.accuracy, d.w_bits, d.a_bits)
     slack = memory.capacity_slack(config, Mapping(*tiles, mp.loop_order), bits)
@@ -168,7 +171,7 @@ def start_exponents(space: Space, objective: str, n: int) -> np.ndarray:
 def loss(problem: Problem, params: Params, dataflow, ar: Arith, exponent=1.0):
     """The loss of one start (see the module docstring); for EDP, ``log E + exponent log L``."""
     m, fit_pen = smooth_metrics(problem, params, dataflow, ar)
-    if problem.objective == "edp":
+    if problem.objective == "edp" and problem.suite is None:
         value = jnp.log(m["energy_j"]) + exponent * jnp.log(m["latency_s"])
     else:
         value = jnp.log(obj.objective(m, problem.objective))

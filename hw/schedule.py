@@ -51,9 +51,13 @@ LAYER_KINDS = (
 _ELEMENTWISE = frozenset({"relu", "gelu", "add", "pool", "rope", "swiglu", "kv_store"})
 
 
+HOST_ONLY = "host"
+"""Kind of a layer no NPU runs (an imported op the cost model does not know)."""
+
+
 def on_host(kinds: tuple[str, ...], unsupported: tuple[str, ...]) -> np.ndarray:
     """True where the layer's kind is one the NPU does not support, shape=(L,)."""
-    return np.array([k in unsupported for k in kinds], dtype=bool)
+    return np.array([k in unsupported or k == HOST_ONLY for k in kinds], dtype=bool)
 
 
 def fused_edges(kinds: tuple[str, ...], unsupported: tuple[str, ...], fusion: bool):

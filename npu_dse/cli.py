@@ -186,9 +186,16 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
         "topology",
         metavar="TOPOLOGY",
         help="SCALE-Sim topology .csv (conv format; GEMM format with --gemm), npu-dse "
-        f"workload .json (examples in {topology.bundled('')}) or a decoder model (LLM flags)",
+        f"workload .json, ONNX .onnx (examples in {topology.bundled('')}) or a decoder model "
+        "(LLM flags)",
     )
     p.add_argument("--gemm", action="store_true", help="TOPOLOGY is SCALE-Sim's Layer, M, N, K")
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="sequences of a decoder model (default 1); value of symbolic ONNX dimensions",
+    )
     add_design_args(p)
     p.add_argument(
         "--no-stall",
@@ -230,7 +237,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     design = design_from_args(args)
     if cli_llm.is_llm(args.topology):
         return cli_llm.run_llm(args, design)
-    workload, _ = topology.load_workload(args.topology, gemm=args.gemm)
+    workload, _ = topology.load_workload(args.topology, gemm=args.gemm, batch=args.batch)
     sim = simulate(workload, design, stall=not args.no_stall, base=design_label(args))
     result = sim.to_dict()
     result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}

@@ -26,7 +26,6 @@ def add_llm_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--phase", choices=PHASES, default="decode", help="default: decode")
     g.add_argument("--prompt", type=int, default=128, metavar="N", help="prefill tokens")
     g.add_argument("--context", type=int, default=128, metavar="N", help="tokens in the cache")
-    g.add_argument("--batch", type=int, default=1, metavar="N", help="sequences")
     g.add_argument("--kv-bits", type=int, metavar="B", help="KV cache width (default: --a-bits)")
     for cls, what in (("w", "weights"), ("a", "activations"), ("kv", "KV cache")):
         g.add_argument(
@@ -85,7 +84,7 @@ def run_llm(args: argparse.Namespace, design: DesignFile) -> int:
         phase=args.phase,
         prompt=args.prompt,
         context=args.context,
-        batch=args.batch,
+        batch=1 if args.batch is None else args.batch,
         kv_bits=args.kv_bits,
         w_format=args.w_format,
         a_format=args.a_format,

@@ -16,6 +16,7 @@ import json
 from tqdm import tqdm
 
 from models import configs
+from npu_dse import cli_onnx
 from npu_dse.evaluate import evaluate
 from npu_dse.train import train, train_config
 
@@ -59,13 +60,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_evaluate_args(p: argparse.ArgumentParser, add_design_args) -> None:
-    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a `npu-dse train` folder")
+    p.add_argument("--checkpoint", metavar="DIR", help="a `npu-dse train` folder")
+    cli_onnx.add_onnx_args(p)
     add_design_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run_evaluate(args: argparse.Namespace, design_from_args, design_label) -> int:
     design = design_from_args(args)
+    if (args.onnx is None) == (args.checkpoint is None):
+        raise ValueError("give --checkpoint DIR or --onnx FILE (one of them)")
+    if args.onnx is not None:
+        return cli_onnx.run_evaluate_onnx(args, design, design_label(args))
     result = evaluate(args.checkpoint, design, design_label(args)).to_dict()
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))

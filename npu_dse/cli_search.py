@@ -23,11 +23,19 @@ from tqdm import tqdm
 from dse import gradient
 from dse import objective as obj
 from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
+from npu_dse.suites import parse_floats, suite_problem
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workload", metavar="FILE", help="SCALE-Sim topology CSV or workload JSON")
+    p.add_argument(
+        "--workload",
+        metavar="FILE",
+        action="append",
+        help="topology CSV, workload JSON or ONNX; repeat for a suite searched for one chip",
+    )
+    p.add_argument("--workload-weights", metavar="W,W", help="suite: each workload's share")
     p.add_argument("--gemm", action="store_true", help="the CSV is in SCALE-Sim's GEMM format")
+    p.add_argument("--batch", type=int, metavar="N", help="symbolic ONNX input dimensions' value")
     p.add_argument(
         "--checkpoint",
         metavar="DIR",
@@ -37,7 +45,9 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", metavar="FILE", required=True, help="design space JSON (README)")
     p.add_argument("--tech", metavar="FILE", help="technology file for the base design (README)")
     p.add_argument("--objective", choices=tuple(obj.OBJECTIVES), default="edp")
-    p.add_argument("--max-latency-s", type=float, metavar="X", help="total latency budget, s")
+    p.add_argument(
+        "--max-latency-s", metavar="X[,X]", help="latency budget, s (suite: per workload)"
+    )
     p.add_argument("--max-power-w", type=float, metavar="P", help="average power budget, W")
     p.add_argument("--max-area-mm2", type=float, metavar="A", help="area budget, mm^2")
     p.add_argument("--min-accuracy", type=float, metavar="Q", help="accuracy floor, 0-1")
@@ -64,8 +74,9 @@ def _budgets(args) -> obj.Budgets:
             raise ValueError(f"--{name} must be a positive integer, got {v}")
     if args.time_budget_s is not None and not args.time_budget_s > 0:
         raise ValueError(f"--time-budget-s must be positive, got {args.time_budget_s}")
+    lat = _latencies(args)
     budgets = obj.Budgets(
-        max_latency_s=args.max_latency_s,
+        max_latency_s=lat[0] if lat and len(args.workload or ()) < 2 else None,
         max_power_w=args.max_power_w,
         max_area_mm2=args.max_area_mm2,
         min_accuracy=args.min_accuracy,
@@ -73,6 +84,10 @@ def _budgets(args) -> obj.Budgets:
     if budgets.min_accuracy is not None and args.checkpoint is None:
         raise ValueError("--min-accuracy needs --checkpoint (a trained model to measure)")
     return budgets
+
+
+def _latencies(args) -> list[float] | None:
+    return parse_floats(args.max_latency_s, "--max-latency-s", max(len(args.workload or ()), 1))
 
 
 def _settings(args):
@@ -89,9 +104,36 @@ def run_search(args: argparse.Namespace) -> int:
     budgets = _budgets(args)
     if args.out:
         check_out_dir(args.out)
-    problem, source = problem_from_files(
-        args.space, args.objective, budgets, args.workload, args.gemm, args.checkpoint, args.tech
-    )
+    if len(args.workload or ()) > 1:
+        if args.checkpoint is not None:
+            raise ValueError("a suite (several --workload) cannot take --checkpoint")
+        if args.tech is not None:
+            raise ValueError("a suite (several --workload) cannot take --tech yet")
+        weights = parse_floats(args.workload_weights, "--workload-weights", len(args.workload))
+        problem, source = suite_problem(
+            args.space,
+            args.objective,
+            budgets,
+            args.workload,
+            weights=weights,
+            latency_s=_latencies(args),
+            gemm=args.gemm,
+            batch=args.batch,
+        )
+    else:
+        if args.workload_weights is not None:
+            raise ValueError("--workload-weights needs several --workload files (a suite)")
+        workload = args.workload[0] if args.workload else None
+        problem, source = problem_from_files(
+            args.space,
+            args.objective,
+            budgets,
+            workload,
+            args.gemm,
+            args.checkpoint,
+            tech=args.tech,
+            batch=args.batch,
+        )
     with tqdm(desc=f"search ({args.method})", unit="chunk", file=sys.stderr, leave=False) as bar:
 
         def progress(done, total):
@@ -145,6 +187,12 @@ def _print_table(out: dict, source: str) -> None:
         f"power {best['power_w']:.4g} W, area {best['area_mm2']:.4g} mm^2, "
         f"EDP {best['edp_js']:.4g} J*s"
     )
+    for name, net in best.get("networks", {}).items():
+        print(
+            f"  {name}: latency {net['latency_s'] * 1e3:.4g} ms, energy "
+            f"{net['energy_j'] * 1e3:.4g} mJ, power {net['power_w']:.4g} W, "
+            f"{net['relative_objective']:.3g}x the base design's {out['objective']}"
+        )
     if "accuracy" in best:
         print(f"  accuracy {best['accuracy']:.4f} (proxy {best['accuracy_proxy']:.4f})")
     print(f"{'layer':<24}{'w':>3}{'a':>3}{'tile_m':>8}{'tile_k':>8}{'tile_n':>8}  order")

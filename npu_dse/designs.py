@@ -225,7 +225,7 @@ def design_from_dict(spec) -> DesignFile:
     """Read a design object (see the module docstring); bad keys or values raise one line."""
     if not isinstance(spec, dict):
         raise ValueError(f"a design is a JSON object, got {type(spec).__name__}")
-    allowed = ("format", "version", "base", *FIELDS, "tech", "layers")
+    allowed = ("format", "version", "base", *FIELDS, "tech", "layers", "networks")
     unknown = sorted(set(spec) - set(allowed))
     if unknown:
         raise ValueError(f"design: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")

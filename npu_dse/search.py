@@ -20,7 +20,7 @@ import dse
 from dse import Budgets, Problem, SearchBudget, Space, base_design, metrics
 from dse import design as dz
 from hw.x64 import x64
-from npu_dse import plots
+from npu_dse import plots, suites
 from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.rundir import versions
@@ -52,6 +52,9 @@ class SearchOutcome:
                 **{k: m[k] for k in ("latency_s", "energy_j", "power_w", "area_mm2", "edp_js")},
                 "feasible": True,
             }
+            if problem.suite is not None:
+                best |= {"suite_objective": m["suite_objective"]}
+                best["networks"] = suites.network_report(problem, m)
             if "accuracy" in m:
                 best["accuracy_proxy"] = m["accuracy"]
             if self.measured_accuracy is not None:
@@ -75,7 +78,10 @@ class SearchOutcome:
         """The best design as a design file's object (``npu_dse.designs``), or None."""
         if self.result.best is None:
             return None
-        return design_file(self.problem, self.result.best)
+        found = design_file(self.problem, self.result.best)
+        if self.problem.suite is not None:
+            found["networks"] = suites.network_report(self.problem, self.result.best_metrics)
+        return found
 
     def no_design_line(self) -> str:
         """One line saying why there is no best design."""
@@ -123,6 +129,7 @@ def problem_from_files(
     gemm: bool = False,
     checkpoint: str | Path | None = None,
     tech: str | Path | None = None,
+    batch: int | None = None,
 ) -> tuple[Problem, str]:
     """The problem of a space file and a workload file (or a trained ``checkpoint``, whose
     layers are the workload and whose accuracy the proxy, calibrated here, predicts); ``tech``,
@@ -142,7 +149,7 @@ def problem_from_files(
         wl, accuracy, _ = calibration.calibrate(checkpoint, bits=calibration_bits(found))
         source = f"model {checkpoint}"
     elif workload is not None:
-        wl, _ = load_workload(workload, gemm=gemm)
+        wl, _ = load_workload(workload, gemm=gemm, batch=batch)
         source = Path(workload).name
     else:
         raise ValueError("give --workload FILE or --checkpoint DIR (a trained model)")

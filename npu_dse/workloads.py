@@ -50,6 +50,7 @@ from pathlib import Path
 
 from hw import layers
 from hw.types import Workload
+from npu_dse import onnx_import
 
 CONV_FIELDS = (
     "Layer name",
@@ -242,12 +243,15 @@ def read_workload_json(path: str | Path) -> list[layers.Layer]:
     return [_json_layer(f"{path} layer {i}", i, s) for i, s in enumerate(doc["layers"], start=1)]
 
 
-def load_workload(path: str | Path, gemm: bool = False) -> tuple[Workload, list[layers.Layer]]:
-    """Read a workload file by extension: ``.json`` (npu-dse) or ``.csv`` (SCALE-Sim).
+def load_workload(
+    path: str | Path, gemm: bool = False, batch: int | None = None
+) -> tuple[Workload, list[layers.Layer]]:
+    """Read a workload file by extension: ``.json`` (npu-dse), ``.csv`` (SCALE-Sim) or ``.onnx``.
 
     Args:
       path: the file.
       gemm: the CSV is in SCALE-Sim's GEMM format (``Layer, M, N, K``), not the conv format.
+      batch: the value of symbolic input dimensions of an ONNX model (``.onnx``).
 
     Returns:
       The stacked workload and its layers.
@@ -262,12 +266,13 @@ def load_workload(path: str | Path, gemm: bool = False) -> tuple[Workload, list[
     readers = {
         ".json": read_workload_json,
         ".csv": read_scalesim_gemm if gemm else read_scalesim_conv,
+        ".onnx": functools.partial(onnx_import.read_onnx, batch=batch),
     }
     reader = readers.get(suffix)
     if reader is None:
         raise ValueError(
             f"{path}: unknown workload format {suffix or '(no extension)'!r}; allowed: .csv "
-            "(SCALE-Sim topology, conv format or GEMM format) or .json (npu-dse workload)"
+            "(SCALE-Sim topology, conv format or GEMM format) or .json (npu-dse workload) or .onnx"
         )
     try:
         found = reader(path)
