@@ -28,6 +28,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from hw.bounds import InputError
 from hw.types import Workload
 from hw.x64 import x64
 
@@ -343,7 +344,7 @@ def exhaustive_search(
     hardware, widths = exhaustive_size(problem.space, problem.workload)
     total = hardware * widths
     if total > settings.max_designs:
-        raise ValueError(
+        raise InputError(
             f"space too large for exhaustive search: {hardware} hardware points x {widths} "
             f"bit-width assignments = {total} designs; at most {settings.max_designs}"
         )

@@ -33,10 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import presets
+from hw import bounds, presets
+from hw.bounds import CONFIG_RANGES, TECH_MAX, TECH_RANGES, InputError
 from hw.types import DATAFLOWS, LOOP_ORDERS, Mapping, NPUConfig, TechTable, Workload, canonical
 from hw.validate import InvalidFieldError, validate_config
 from hw.x64 import x64
+from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
 
 FORMAT = "npu-dse-design"
@@ -72,6 +74,8 @@ FIELDS: dict[str, str] = {
 TECH_FIELDS = tuple(f.name for f in dataclasses.fields(TechTable))
 LAYER_KEYS = ("w_bits", "a_bits", "tile_m", "tile_k", "tile_n", "loop_order")
 _MAPPING_KEYS = ("tile_m", "tile_k", "tile_n", "loop_order")
+TILE_MAX = 2**32
+"""Largest tile a file may give (a layer's own check then caps it at its dimension or 2^16)."""
 _INTS = ("rows", "cols", "w_bits", "a_bits", "acc_bits", "vector_lanes")
 _BOOLS = ("unified_sram", "dram_per_stream", "fusion")
 _TEXTS = ("name", "vector_precision", "memory_model")
@@ -177,6 +181,9 @@ def _value(key: str, value):
         return np.int64(DATAFLOWS.index(value))
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number ({FIELDS[key]}), got {value!r}")
+    if key in CONFIG_RANGES:
+        lo, hi, unit = CONFIG_RANGES[key]
+        bounds.check_range(where, value, lo, hi, unit)
     if key in _INTS:
         if value != int(value):
             raise ValueError(f"{where} must be an integer ({FIELDS[key]}), got {value!r}")
@@ -197,6 +204,8 @@ def _tech(base: TechTable, spec) -> TechTable:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or value < 0:
             raise ValueError(f"design: tech {key!r} must be a finite number >= 0, got {value!r}")
+        lo, hi = TECH_RANGES.get(key, (0.0, TECH_MAX))
+        bounds.check_range(f"design: tech {key!r}", value, lo, hi)
         changes[key] = np.float64(value)
     return dataclasses.replace(base, **changes)
 
@@ -229,6 +238,8 @@ def _layers(spec) -> dict[str, dict]:
             v = entry.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{where}: {key} must be an integer >= 1, got {v!r}")
+            if v is not None and v > TILE_MAX:
+                raise ValueError(f"{where}: {key} must be at most 2^32, got {v}")
         out[str(name)] = dict(entry)
     return out
 
@@ -263,6 +274,7 @@ def design_from_dict(spec) -> DesignFile:
     return DesignFile(config, _layers(spec.get("layers", {})))
 
 
+@boundary
 def load_design(path: str | Path) -> DesignFile:
     """Read a design file; errors name the file and what is wrong."""
     spec = read_json(path, "design file")
@@ -295,7 +307,13 @@ def per_layer(design: DesignFile, workload: Workload, mapping: Mapping):
     for name, entry in design.layers.items():
         i = names.index(name)
         if "tile_m" in entry:
-            for key in ("tile_m", "tile_k", "tile_n"):
+            for key, dim in (("tile_m", "gemm_m"), ("tile_k", "gemm_k"), ("tile_n", "gemm_n")):
+                top = max(int(np.asarray(getattr(workload, dim))[i]), 2**16)
+                if entry[key] > top:
+                    raise InputError(
+                        f"design: layer {name!r}: {key} {entry[key]} is above the layer's "
+                        f"{dim} and 2^16 (at most {top})"
+                    )
                 cols[key][i] = entry[key]
             cols["loop_order"][i] = LOOP_ORDERS.index(entry["loop_order"])
         for key, arr in (("w_bits", w), ("a_bits", a)):
