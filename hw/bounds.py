@@ -107,14 +107,19 @@ def show(x) -> str:
 def check_range(field: str, value, lo: float, hi: float, unit: str = "") -> None:
     """Raise :class:`InputError` unless every element of ``value`` is finite and in
     ``[lo, hi]``; the message names the field, the first bad value and the range."""
+    unit = f" {unit}" if unit else ""
+    allowed = f"{field} must be in {show(lo)}..{show(hi)}{unit}"
+    if isinstance(value, int) and not isinstance(value, bool):  # exact, whatever its size
+        if not lo <= value <= hi:
+            raise InputError(f"{allowed}, got {value}")
+        return
     try:
         x = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{field} must be a number, got {value!r}") from None
     bad = ~(np.isfinite(x) & (x >= lo) & (x <= hi))
     if bad.any():
-        unit = f" {unit}" if unit else ""
-        raise InputError(f"{field} must be in {show(lo)}..{show(hi)}{unit}, got {show(x[bad][0])}")
+        raise InputError(f"{allowed}, got {show(x[bad][0])}")
 
 
 def check_seed(seed, flag: str = "seed") -> int:
