@@ -46,7 +46,7 @@ def _values(value) -> np.ndarray:
     """A field as a flat float64 array (scalars become one element)."""
     try:
         return np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return np.array([np.nan])
 
 
