@@ -28,6 +28,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from hw.bounds import InputError
 from hw.types import Workload
 from hw.x64 import x64
 
@@ -109,7 +110,7 @@ class _Run:
         if not isinstance(settings, kind):
             raise ValueError(f"settings must be {kind.__name__}, got {type(settings).__name__}")
         if checkpoint is not None:
-            raise ValueError(f"checkpoint: the {method} search keeps no checkpoints; drop it")
+            raise InputError(f"checkpoint: the {method} search keeps no checkpoints; drop it")
         self.method, self.problem, self.budget = method, problem, budget
         self.space, self.workload = problem.space, problem.workload
         self.batch = settings.batch
@@ -343,7 +344,7 @@ def exhaustive_search(
     hardware, widths = exhaustive_size(problem.space, problem.workload)
     total = hardware * widths
     if total > settings.max_designs:
-        raise ValueError(
+        raise InputError(
             f"space too large for exhaustive search: {hardware} hardware points x {widths} "
             f"bit-width assignments = {total} designs; at most {settings.max_designs}"
         )

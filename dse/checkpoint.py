@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.bounds import InputError
+
 FORMAT = "npu-dse search checkpoint"
 VERSION = 1
 META = "meta"
@@ -66,7 +68,7 @@ def load(folder: str | Path, name: str) -> tuple[dict, dict[str, np.ndarray]] | 
             raise ValueError(f"format version {meta.get('version')!r}, expected {VERSION}")
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(
+        raise InputError(
             f"checkpoint folder {str(folder)!r}: {file.name} is not a readable search "
             f"checkpoint ({reason}); delete it or use another folder"
         ) from None
@@ -76,7 +78,7 @@ def load(folder: str | Path, name: str) -> tuple[dict, dict[str, np.ndarray]] | 
 
 def unreadable(folder: str | Path, name: str, reason: str) -> ValueError:
     """The error for a checkpoint that loads but whose content does not fit the search."""
-    return ValueError(
+    return InputError(
         f"checkpoint folder {str(folder)!r}: {name}.npz is not a readable search checkpoint "
         f"({reason}); delete it or use another folder"
     )

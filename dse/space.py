@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import presets
+from hw import bounds, presets
+from hw.bounds import InputError, show
 from hw.types import DATAFLOWS, NPUConfig
 
 DEFAULT_BASE = "edge-tpu-like"
@@ -47,6 +48,19 @@ BIT_KEYS = ("w_bits", "a_bits")
 SPACE_KEYS = ("base", *HW_KEYS, *BIT_KEYS, "per_layer_bits")
 _INTEGER_KEYS = ("rows", "cols", "w_bits", "a_bits")
 _BIT_RANGE = (2, 16)
+_RANGES = {
+    "rows": (1, bounds.ARRAY_DIM_MAX),
+    "cols": (1, bounds.ARRAY_DIM_MAX),
+    "sram_kib": (2.0**-4, bounds.SRAM_KIB[1]),
+    "clock_mhz": bounds.CLOCK_MHZ,
+    "dram_bw_gbps": bounds.DRAM_BW_GBPS,
+    "w_bits": _BIT_RANGE,
+    "a_bits": _BIT_RANGE,
+}
+"""Allowed values of each key (``hw.bounds``; ``sram_kib`` is a total split over three
+buffers, so its floor keeps each buffer above ``hw.bounds.SRAM_KIB``'s)."""
+_VALUES_MAX = 4096
+"""Most values one range may allow."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +138,11 @@ class Space:
     def hardware_grid(self) -> dict[str, np.ndarray]:
         """Every hardware point (with widest widths), as flat arrays keyed by parameter."""
         keys = (*HW_KEYS, *BIT_KEYS)
+        if self.num_hardware_points > bounds.SPACE_POINTS_MAX:
+            raise InputError(
+                f"design space has {self.num_hardware_points} hardware points; at most "
+                f"{bounds.SPACE_POINTS_MAX} can be enumerated at once"
+            )
         grids = np.meshgrid(*(np.asarray(getattr(self, k), float) for k in keys), indexing="ij")
         return {k: g.reshape(-1) for k, g in zip(keys, grids, strict=True)}
 
@@ -175,7 +194,7 @@ def _values(key: str, spec) -> tuple:
             )
         return tuple(sorted({DATAFLOWS.index(n) for n in names}))
     if isinstance(spec, dict):
-        vals = _range(where, spec)
+        vals = _range(key, where, spec)
     elif isinstance(spec, list):
         if not spec:
             raise ValueError(f"{where} is an empty list; give at least one value")
@@ -184,17 +203,22 @@ def _values(key: str, spec) -> tuple:
         vals = [spec]
     else:
         raise ValueError(f"{where} must be a list of values or a range {{'min', 'max', 'pow2'}}")
+    if len(vals) > _VALUES_MAX:
+        raise InputError(f"{where}: {len(vals)} values; at most {_VALUES_MAX}")
+    lo, hi = _RANGES[key]
     for v in vals:
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
-            raise ValueError(f"{where}: values must be positive numbers, got {v!r}")
-        if key in _INTEGER_KEYS and v != int(v):
-            raise ValueError(f"{where}: values must be integers, got {v!r}")
+            raise InputError(f"{where}: values must be positive numbers, got {v!r}")
         if key in BIT_KEYS and not _BIT_RANGE[0] <= v <= _BIT_RANGE[1]:
-            raise ValueError(f"{where}: bit widths must be in 2..16, got {v!r}")
+            raise InputError(f"{where}: bit widths must be in 2..16, got {v!r}")
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise InputError(f"{where}: values must be in {show(lo)}..{show(hi)}, got {v!r}")
+        if key in _INTEGER_KEYS and v != int(v):
+            raise InputError(f"{where}: values must be integers, got {v!r}")
     return tuple(sorted({float(v) for v in vals}))
 
 
-def _range(where: str, spec: dict) -> list:
+def _range(key: str, where: str, spec: dict) -> list:
     extra = sorted(set(spec) - {"min", "max", "pow2"})
     if extra or "min" not in spec or "max" not in spec:
         raise ValueError(f"{where}: a range is {{'min': a, 'max': b, 'pow2': true|false}}")
@@ -202,15 +226,22 @@ def _range(where: str, spec: dict) -> list:
     for name, v in (("min", lo), ("max", hi)):
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
             raise ValueError(f"{where}: range {name} must be a positive number, got {v!r}")
+    if not isinstance(pow2, bool):
+        raise InputError(f"{where}: range pow2 must be true or false, got {pow2!r}")
+    top = _RANGES[key][1]
+    for name, v in (("min", lo), ("max", hi)):
+        if not math.isfinite(v) or (v > top and key not in BIT_KEYS):
+            raise InputError(f"{where}: range {name} must be at most {show(top)}, got {v!r}")
     if lo > hi:
-        raise ValueError(f"{where}: range min {lo} is greater than max {hi}")
+        raise InputError(f"{where}: range min {lo} is greater than max {hi}")
     if pow2:
-        vals = [2.0**e for e in range(math.ceil(math.log2(lo)), math.floor(math.log2(hi)) + 1)]
+        first, last = math.ceil(math.log2(lo)), math.floor(math.log2(hi))
     else:
-        vals = list(range(math.ceil(lo), math.floor(hi) + 1))
-    if not vals:
+        first, last = math.ceil(lo), math.floor(hi)
+    count = last - first + 1  # counted before anything is enumerated
+    if count < 1:
         kind = "power of two" if pow2 else "integer"
-        raise ValueError(f"{where}: no {kind} lies in [{lo}, {hi}]")
-    if len(vals) > 4096:
-        raise ValueError(f"{where}: range allows {len(vals)} values; at most 4096 (use pow2)")
-    return vals
+        raise InputError(f"{where}: no {kind} lies in [{lo}, {hi}]")
+    if count > _VALUES_MAX:
+        raise InputError(f"{where}: range allows {count} values; at most {_VALUES_MAX} (use pow2)")
+    return [2.0**e for e in range(first, last + 1)] if pow2 else list(range(first, last + 1))

@@ -136,6 +136,11 @@ def evaluate(
 ) -> CostReport:
     """Cycles, traffic, energy and area of a workload on one design (see the module docs).
 
+    Checks nothing (it is traced, vmapped and differentiated): values outside the ranges of
+    ``hw.bounds`` give meaningless numbers (a zero dimension, an int64 overflow).
+    ``hw.validate.checked_evaluate`` runs every boundary check first; ``npu_dse.simulate``
+    validates too.
+
     Args:
       config: the design; a batch of designs goes through ``jax.vmap``.
       workload: the layers, shape=(L,) fields.

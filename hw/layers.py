@@ -21,11 +21,11 @@ stride does not divide ``H - D``) and ``E = floor((H + 2 pad - D) / s) + 1`` whe
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from hw.bounds import WORK_MAX, InputError
 from hw.types import Workload
 
 # Elementwise operations per element of each vector op (counted as the vector unit does them).
@@ -76,7 +76,7 @@ def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: i
     if room < 0:
         return 0
     if rounding == "ceil":
-        return math.ceil((room + stride) / stride)
+        return -(-(room + stride) // stride)  # ceil in integers: exact at any size
     return room // stride + 1
 
 
@@ -203,6 +203,13 @@ def workload(layers: Sequence[Layer]) -> Workload:
     if not layers:
         raise ValueError("a workload needs at least one layer")
     fields = [f.name for f in dataclasses.fields(Layer) if f.name not in ("name", "kind")]
+    for layer in layers:
+        for f in fields:
+            if not 0 <= getattr(layer, f) <= WORK_MAX:
+                raise InputError(
+                    f"layer {layer.name!r}: {f} = {getattr(layer, f)} is outside 0..2^50 "
+                    f"(hw.bounds.WORK_MAX); shrink the layer"
+                )
     arrays = {f: np.array([getattr(layer, f) for layer in layers], dtype=np.int64) for f in fields}
     return Workload(
         **arrays,

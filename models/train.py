@@ -38,6 +38,7 @@ import optax
 from flax import nnx, serialization
 
 from hw import engine
+from hw.bounds import InputError
 from hw.x64 import x64
 from models import data
 from models.cnn import CNN, set_qat
@@ -205,7 +206,7 @@ def _check_same_run(saved: dict, config: TrainConfig, workdir: Path) -> None:
     diff = [k for k in want if k != "epochs" and saved.get(k) != want[k]]
     if diff:
         k = diff[0]
-        raise ValueError(
+        raise InputError(
             f"{workdir} holds a checkpoint of another config ({k}={saved.get(k)!r}, "
             f"not {want[k]!r}); use a new workdir"
         )
@@ -224,10 +225,10 @@ def _restore(obj, saved: dict, workdir: Path) -> None:
     for path, ref in leaves:
         name = jax.tree_util.keystr(path)
         if name not in saved:
-            raise ValueError(f"corrupt checkpoint in {workdir}: missing {name}")
+            raise InputError(f"corrupt checkpoint in {workdir}: missing {name}")
         v = np.asarray(saved[name])
         if v.shape != np.shape(ref) or v.dtype != np.asarray(ref).dtype:
-            raise ValueError(f"corrupt checkpoint in {workdir}: {name} is {v.dtype}{v.shape}")
+            raise InputError(f"corrupt checkpoint in {workdir}: {name} is {v.dtype}{v.shape}")
         new.append(jnp.asarray(v))
     nnx.update(obj, jax.tree_util.tree_unflatten(treedef, new))
 
@@ -270,7 +271,7 @@ def _read(workdir: Path) -> dict:
     """The checkpoint payload; ``ValueError`` with one line when missing or unreadable."""
     path = Path(workdir) / CHECKPOINT
     if not path.is_file():
-        raise ValueError(f"no checkpoint in {workdir}")
+        raise InputError(f"no checkpoint in {workdir}")
     try:
         ckpt = serialization.msgpack_restore(path.read_bytes())
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -280,7 +281,7 @@ def _read(workdir: Path) -> dict:
                 raise ValueError(f"missing {key!r}")
         ckpt["config"] = TrainConfig.from_dict(ckpt["config"]).to_dict()
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        raise ValueError(f"corrupt checkpoint in {workdir}: {str(e).splitlines()[0]}") from e
+        raise InputError(f"corrupt checkpoint in {workdir}: {str(e).splitlines()[0]}") from e
     return ckpt
 
 

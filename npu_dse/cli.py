@@ -10,7 +10,8 @@ Usage::
 
 Each subcommand is a :class:`Command` (its arguments and its run function) listed in
 :data:`COMMANDS`; adding one is adding an entry there. Bad input ends with exit code 2 and one
-line on stderr, ``npu-dse: error: ...``, naming what was wrong and what is allowed.
+line on stderr, ``npu-dse: error: ...``, naming what was wrong and what is allowed; an
+internal error ends with exit code 3 and asks for a report (``npu_dse.cli_errors``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from dse import deadline
 from hw import presets
+from hw.bounds import InputError
 from hw.checks import FULL_LOAD_GEMM, full_load_power_w
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, NPUConfig
@@ -33,15 +35,14 @@ from hw.validate import MEMORY_MODELS
 from hw.x64 import x64
 from npu_dse import cli_llm, cli_models, cli_search, designs, report
 from npu_dse import workloads as topology
+from npu_dse.cli_errors import EXIT_USAGE, debug_requested, run_guarded  # noqa: F401 (API)
 from npu_dse.designs import DEFAULT_BASE as DEFAULT_PRESET
 from npu_dse.designs import DesignFile
+from npu_dse.inputs import boundary
 from npu_dse.simulate import resolve_design, simulate
 
-EXIT_USAGE = 2
-"""Exit code for bad input (argparse's convention)."""
 
-
-class UsageError(ValueError):
+class UsageError(InputError):
     """Bad command-line arguments (raised instead of argparse's print-and-exit)."""
 
 
@@ -206,6 +207,7 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
     cli_llm.add_llm_args(p)
 
 
+@boundary
 def design_from_args(args: argparse.Namespace) -> DesignFile:
     """The design file or preset (default ``DEFAULT_PRESET``) with the flags' overrides."""
     if args.sram_kib is not None and not args.sram_kib > 0:
@@ -299,16 +301,19 @@ COMMANDS: tuple[Command, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     """The ``npu-dse`` parser with one subparser per entry of :data:`COMMANDS`."""
     parser = _Parser(prog="npu-dse", description="Differentiable design-space explorer for NPUs.")
+    parser.add_argument("--debug", action="store_true", help="traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description)
+        p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         cmd.add_arguments(p)
         p.set_defaults(run=cmd.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input).
+    """Run ``npu-dse``; returns the exit code (0 ok, 2 bad input, 3 internal error: see
+    ``npu_dse.cli_errors``).
 
     Run as a process (``argv`` None), it exits at once when a search gave up a compilation at
     its time budget, instead of waiting for that compilation (``dse.deadline``)."""
@@ -322,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
 
 @x64
 def _main(argv: list[str] | None) -> int:
+    return run_guarded(functools.partial(_parse_and_run, argv), debug_requested(argv))
+
+
+def _parse_and_run(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -331,10 +340,6 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (ValueError, OSError) as err:
-        message = " ".join(str(err).split())
-        print(f"npu-dse: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 if __name__ == "__main__":

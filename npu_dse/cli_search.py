@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from tqdm import tqdm
 
 from dse import gradient
 from dse import objective as obj
+from hw import bounds
+from npu_dse.inputs import boundary
 from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
 from npu_dse.suites import parse_floats, suite_problem
 
@@ -67,13 +70,23 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+# Flag -> largest value: an evaluation budget beyond any run, the gradient search's batch of
+# starts and its optimizer steps kept to what fits memory and time.
+_FLAG_MAX = {"evaluations": 2**40, "starts": 2**14, "steps": 10**7}
+TIME_BUDGET_MAX_S = 3.2e7
+"""Longest time budget, s (about a year)."""
+
+
+@boundary
 def _budgets(args) -> obj.Budgets:
-    for name in ("evaluations", "starts", "steps"):
+    for name, top in _FLAG_MAX.items():
         v = getattr(args, name)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name} must be a positive integer, got {v}")
-    if args.time_budget_s is not None and not args.time_budget_s > 0:
-        raise ValueError(f"--time-budget-s must be positive, got {args.time_budget_s}")
+        if v is not None and not 1 <= v <= top:
+            raise ValueError(f"--{name} must be an integer in 1..{top}, got {v}")
+    t = args.time_budget_s
+    if t is not None and not (math.isfinite(t) and 0 < t <= TIME_BUDGET_MAX_S):
+        raise ValueError(f"--time-budget-s must be in (0, {TIME_BUDGET_MAX_S:g}] s, got {t}")
+    bounds.check_seed(args.seed, "--seed")
     lat = _latencies(args)
     budgets = obj.Budgets(
         max_latency_s=lat[0] if lat and len(args.workload or ()) < 2 else None,

@@ -34,10 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import presets, tech
+from hw import bounds, presets, tech
+from hw.bounds import CONFIG_RANGES, InputError
 from hw.types import DATAFLOWS, LOOP_ORDERS, Mapping, NPUConfig, Workload, canonical
 from hw.validate import InvalidFieldError, validate_config
 from hw.x64 import x64
+from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
 from npu_dse.techfiles import tech_from_dict, tech_to_dict
 
@@ -76,6 +78,8 @@ TECH_FIELDS = tech.LAW_FIELDS
 read design may give: ``npu_dse.techfiles.TECH_KEYS``)."""
 LAYER_KEYS = ("w_bits", "a_bits", "tile_m", "tile_k", "tile_n", "loop_order")
 _MAPPING_KEYS = ("tile_m", "tile_k", "tile_n", "loop_order")
+TILE_MAX = 2**32
+"""Largest tile a file may give (a layer's own check then caps it at its dimension or 2^16)."""
 _INTS = ("rows", "cols", "w_bits", "a_bits", "acc_bits", "vector_lanes")
 _BOOLS = ("unified_sram", "dram_per_stream", "fusion")
 _TEXTS = ("name", "vector_precision", "memory_model")
@@ -181,6 +185,9 @@ def _value(key: str, value):
         return np.int64(DATAFLOWS.index(value))
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number ({FIELDS[key]}), got {value!r}")
+    if key in CONFIG_RANGES:
+        lo, hi, unit = CONFIG_RANGES[key]
+        bounds.check_range(where, value, lo, hi, unit)
     if key in _INTS:
         if value != int(value):
             raise ValueError(f"{where} must be an integer ({FIELDS[key]}), got {value!r}")
@@ -216,6 +223,8 @@ def _layers(spec) -> dict[str, dict]:
             v = entry.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{where}: {key} must be an integer >= 1, got {v!r}")
+            if v is not None and v > TILE_MAX:
+                raise ValueError(f"{where}: {key} must be at most 2^32, got {v}")
         out[str(name)] = dict(entry)
     return out
 
@@ -250,6 +259,7 @@ def design_from_dict(spec) -> DesignFile:
     return DesignFile(config, _layers(spec.get("layers", {})))
 
 
+@boundary
 def load_design(path: str | Path) -> DesignFile:
     """Read a design file; errors name the file and what is wrong."""
     spec = read_json(path, "design file")
@@ -282,7 +292,13 @@ def per_layer(design: DesignFile, workload: Workload, mapping: Mapping):
     for name, entry in design.layers.items():
         i = names.index(name)
         if "tile_m" in entry:
-            for key in ("tile_m", "tile_k", "tile_n"):
+            for key, dim in (("tile_m", "gemm_m"), ("tile_k", "gemm_k"), ("tile_n", "gemm_n")):
+                top = max(int(np.asarray(getattr(workload, dim))[i]), 2**16)
+                if entry[key] > top:
+                    raise InputError(
+                        f"design: layer {name!r}: {key} {entry[key]} is above the layer's "
+                        f"{dim} and 2^16 (at most {top})"
+                    )
                 cols[key][i] = entry[key]
             cols["loop_order"][i] = LOOP_ORDERS.index(entry["loop_order"])
         for key, arr in (("w_bits", w), ("a_bits", a)):

@@ -18,6 +18,7 @@ from hw.x64 import x64
 from models import data, set_qat, train
 from npu_dse.calibration import CALIBRATION_SAMPLES
 from npu_dse.designs import DesignFile
+from npu_dse.inputs import boundary
 from npu_dse.simulate import Simulation, simulate
 
 
@@ -57,7 +58,7 @@ class Evaluation:
 @x64
 def evaluate(checkpoint: str | Path, design: DesignFile, label: str = "") -> Evaluation:
     """Execute the checkpoint's model on ``design`` (see the module docstring)."""
-    model, cfg = train.load_checkpoint(checkpoint)
+    model, cfg = boundary(train.load_checkpoint)(checkpoint)
     npu = design.config
     ds = data.load(cfg.model)
     set_qat(model, False)

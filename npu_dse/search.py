@@ -19,10 +19,13 @@ from pathlib import Path
 import dse
 from dse import Budgets, Problem, SearchBudget, Space, base_design, metrics
 from dse import design as dz
+from hw import bounds
+from hw.bounds import InputError
 from hw.x64 import x64
 from npu_dse import plots, suites
 from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
+from npu_dse.inputs import boundary
 from npu_dse.rundir import versions
 from npu_dse.spaces import load_space
 from npu_dse.techfiles import load_tech
@@ -120,6 +123,7 @@ def budgets_for(space: Space, workload) -> Budgets:
     return Budgets(max_latency_s=float(m["latency_s"]), max_power_w=1.5 * float(m["power_w"]))
 
 
+@boundary
 @x64
 def problem_from_files(
     space: str | Path,
@@ -153,6 +157,7 @@ def problem_from_files(
         source = Path(workload).name
     else:
         raise ValueError("give --workload FILE or --checkpoint DIR (a trained model)")
+    bounds.check_work(wl, max(found.rows), max(found.cols))  # the largest array searched
     return Problem(found, wl, objective, budgets, accuracy), source
 
 
@@ -169,6 +174,7 @@ def run_method(
 ):
     """Run one search method (``dse.METHODS``) on ``problem`` under the exact-evaluation and
     wall-time budgets; returns its ``dse.SearchResult``."""
+    seed = bounds.check_seed(seed)
     budget = SearchBudget(evaluations, time_budget_s)
     return dse.search(
         problem,
@@ -207,7 +213,7 @@ def check_out_dir(out: str | Path) -> Path:
     """Refuse, before any work, an output folder that names an existing file."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder (it is created if absent)")
+        raise InputError(f"--out {out} is a file; give a folder (it is created if absent)")
     return out
 
 

@@ -22,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import checks, cost
+from hw import bounds, checks, cost
+from hw.bounds import CONFIG_RANGES, InputError
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, CostReport, Mapping, NPUConfig, Workload, canonical
-from hw.validate import InvalidFieldError, validate_config, validate_workload
+from hw.validate import InvalidFieldError, validate_config, validate_pair, validate_workload
 from hw.x64 import x64
 from npu_dse import report
 from npu_dse.designs import DEFAULT_BASE, FIELDS, DesignFile, load_design, per_layer, split_sram
+from npu_dse.inputs import boundary
 from npu_dse.techfiles import load_tech
 
 OVERRIDE_KEYS = (*FIELDS, "sram_kib")
@@ -75,9 +77,15 @@ def _override(config: NPUConfig, key: str, value) -> dict:
         return {key: kinds}
     if isinstance(getattr(config, key), str | bool):
         return {key: value}
+    lo, hi, unit = CONFIG_RANGES.get(key, (-(2.0**53), 2.0**53, ""))
+    try:
+        bounds.check_range(key, value, lo, hi, unit)  # before a cast could overflow
+    except InputError as err:
+        raise InvalidFieldError(key, str(err)) from None
     return {key: np.asarray(value, np.asarray(getattr(config, key)).dtype)}
 
 
+@boundary
 @x64
 def resolve_design(
     design: str | Path | DesignFile | NPUConfig | None = None,
@@ -119,14 +127,14 @@ def resolve_design(
     config = found.config
     if "sram_kib" in changes:
         config = split_sram(config, changes["sram_kib"])
-    values = {}
-    for key, value in changes.items():
-        values |= _override(config, key, value)
-    if changes:
-        config = dataclasses.replace(config, **values, name=changes.get("name", "custom"))
-    if tech is not None:
-        config = dataclasses.replace(config, tech=load_tech(tech, config.tech))
     try:
+        values = {}
+        for key, value in changes.items():
+            values |= _override(config, key, value)
+        if changes:
+            config = dataclasses.replace(config, **values, name=changes.get("name", "custom"))
+        if tech is not None:
+            config = dataclasses.replace(config, tech=load_tech(tech, config.tech))
         config = validate_config(canonical(config))
     except InvalidFieldError as err:
         flag = (flags or {}).get(err.field)
@@ -141,16 +149,19 @@ def simulate(
     """Map ``workload`` on ``design`` and evaluate it exactly.
 
     The design file's per-layer tiles, loop orders and widths win over the mapper's choice
-    (``designs.per_layer``). Raises ``ValueError`` (one line) for a bad workload or a layer
-    whose tiles do not fit the buffers.
+    (``designs.per_layer``). Raises ``hw.bounds.InputError`` (a ``ValueError``, one line) for
+    a bad design or workload, a pair too large to count exactly (``hw.validate.validate_pair``)
+    or a layer whose tiles do not fit the buffers.
     """
     if isinstance(design, NPUConfig):
         design = DesignFile(design)
     config = validate_config(design.config)
     validate_workload(workload)
-    mapping, layer_bits = per_layer(design, workload, cost.default_mapping(config, workload))
+    validate_pair(config, workload)
+    mapping = cost.default_mapping(config, workload)
+    mapping, layer_bits = boundary(per_layer)(design, workload, mapping)
     rep = cost.evaluate(config, workload, mapping, stall=stall, layer_bits=layer_bits)
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:
-        raise ValueError(error)
+        raise InputError(error)
     return Simulation(config, workload, mapping, layer_bits, rep, stall, base or config.name)

@@ -12,9 +12,11 @@ from pathlib import Path
 from dse import Space
 from hw import presets
 from npu_dse.designs import load_design
+from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
 
 
+@boundary
 def load_space(path: str | Path) -> Space:
     """Read a space file; errors name the file and what is wrong."""
     path = Path(path)

@@ -10,10 +10,18 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from hw import bounds
+from hw.bounds import InputError
 from models import configs
 from models import train as training
+from npu_dse.inputs import boundary
+from npu_dse.rundir import remove_stale_temps
+
+EPOCHS_MAX = 10_000
+"""Most epochs a run may ask for (the full CNN run is 30)."""
 
 
+@boundary
 def train_config(
     model: str,
     quick: bool = False,
@@ -24,6 +32,10 @@ def train_config(
     """The model's default (or quick) config with the given values put in."""
     if model not in configs.MODELS:
         raise ValueError(f"unknown model {model!r}; allowed: {', '.join(configs.MODELS)}")
+    if seed is not None:
+        bounds.check_seed(seed, "seed")
+    if epochs is not None and not 1 <= epochs <= EPOCHS_MAX:
+        raise InputError(f"epochs must be in 1..{EPOCHS_MAX}, got {epochs}")
     make = configs.cnn_config if model == "cnn" else configs.transformer_config
     cfg = make(quick=quick, qat_bits=tuple(qat_bits) if qat_bits else None)
     changes = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
@@ -33,4 +45,6 @@ def train_config(
 def train(cfg: configs.TrainConfig, out: str | Path, progress=None) -> dict:
     """Train ``cfg`` into ``out`` (resuming what is there); the final epoch's metrics.
     ``progress(epoch, metrics)`` is called after every epoch."""
+    for folder in (Path(out), Path(out) / training.CHECKPOINT.parent):
+        remove_stale_temps(folder)  # of a run killed while writing
     return training.train_and_evaluate(cfg, out, progress=progress)

@@ -44,13 +44,15 @@ import csv
 import functools
 import importlib.resources
 import inspect
-import json
+import io
 from collections.abc import Callable
 from pathlib import Path
 
 from hw import layers
 from hw.types import Workload
+from hw.validate import validate_workload
 from npu_dse import onnx_import
+from npu_dse.inputs import boundary, loads_json, parse_count, read_text
 
 CONV_FIELDS = (
     "Layer name",
@@ -66,6 +68,12 @@ CONV_FIELDS = (
 
 GEMM_FIELDS = ("Layer", "M", "N", "K")
 """Columns of SCALE-Sim's GEMM topology format, in order (note: M, N, K)."""
+
+_OTHER_KEYS = {
+    CONV_FIELDS: {"m", "n", "k"},
+    GEMM_FIELDS: {"ifmap height", "filter height", "channel", "num filter"},
+}
+"""Header cells that betray the other format (for the hint)."""
 
 BUILDERS: dict[str, Callable[..., layers.Layer]] = {
     "conv2d": layers.conv2d,
@@ -91,7 +99,8 @@ def bundled_space(name: str) -> Path:
 def _rows(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank CSV rows as ``(row number, stripped cells without trailing blanks)``."""
     out = []
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    text = read_text(path, "workload file")
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f)
         try:
             for row in reader:
@@ -106,11 +115,8 @@ def _rows(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def _positive_int(path: Path, row: int, field: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    value = parse_count(text)  # ASCII decimal digits only
+    if value is None or value < 1:
         raise ValueError(f"{path} row {row}: {field!r} must be a positive integer, got {text!r}")
     return value
 
@@ -131,6 +137,7 @@ def _records(path: Path, fields: tuple[str, ...], other: str) -> list[tuple[int,
         )
     if len(header) != len(fields) and len(header) in (len(CONV_FIELDS), len(GEMM_FIELDS)):
         raise ValueError(f"{path} row {header_row}: the header has {len(header)} fields; {other}")
+    _check_header(path, header_row, header, fields, other)
     if len(rows) == 1:
         raise ValueError(f"{path}: no layers after the header row")
     out = []
@@ -140,6 +147,11 @@ def _records(path: Path, fields: tuple[str, ...], other: str) -> list[tuple[int,
                 f"{path} row {row}: expected {len(fields)} fields ({', '.join(fields)}), "
                 f"got {len(cells)}"
             )
+        if len(cells) > max(len(header), len(fields)):
+            raise ValueError(
+                f"{path} row {row}: {len(cells)} fields but the header has {len(header)} "
+                f"({', '.join(fields)}); {other}"
+            )
         if not cells[0]:
             raise ValueError(f"{path} row {row}: {fields[0]!r} must not be empty")
         values = {fields[0]: cells[0]}
@@ -147,6 +159,32 @@ def _records(path: Path, fields: tuple[str, ...], other: str) -> list[tuple[int,
             values[field] = _positive_int(path, row, field, text)
         out.append((row, values))
     return out
+
+
+def _header_key(cell: str) -> str:
+    """A header cell as compared: lower case, single spaces, without a plural ``s`` (SCALE-Sim's
+    files write ``Layer name`` or ``Layer Name``, ``Num Filter`` or ``Num Filters``,
+    ``Strides`` or ``Stride``)."""
+    return " ".join(cell.lower().split()).removesuffix("s")
+
+
+_HEADER_VARIANTS = {"layer name": "layer"}
+
+
+def _check_header(path: Path, row: int, header: list[str], fields, other: str) -> None:
+    """The header's first columns name ``fields`` (in their known spellings)."""
+    for i, field in enumerate(fields):
+        got = _header_key(header[i]) if i < len(header) else ""
+        want = _header_key(field)
+        if i == 0:
+            got, want = _HEADER_VARIANTS.get(got, got), _HEADER_VARIANTS.get(want, want)
+        if got != want:
+            cell = header[i] if i < len(header) else ""
+            hint = f"; {other}" if set(map(_header_key, header)) & _OTHER_KEYS[fields] else ""
+            raise ValueError(
+                f"{path} row {row}: header column {i + 1} is {cell!r}, expected {field!r} "
+                f"(header: {', '.join(fields)}){hint}"
+            )
 
 
 def read_scalesim_conv(path: str | Path) -> list[layers.Layer]:
@@ -199,6 +237,8 @@ def _json_layer(where: str, index: int, spec) -> layers.Layer:
     if not isinstance(spec, dict):
         raise ValueError(f"{where}: expected an object, got {type(spec).__name__}")
     kind = spec.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise ValueError(f"{where}: 'type' must be a string, got {type(kind).__name__}")
     if kind not in BUILDERS:
         got = "no 'type'" if kind is None else f"type {kind!r}"
         raise ValueError(f"{where}: unknown layer {got}; allowed types: {', '.join(BUILDERS)}")
@@ -227,22 +267,20 @@ def _json_layer(where: str, index: int, spec) -> layers.Layer:
 def read_workload_json(path: str | Path) -> list[layers.Layer]:
     """Layers of an npu-dse workload JSON file (see the module docstring)."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path} line {err.lineno}: invalid JSON ({err.msg}, column {err.colno})"
-        ) from None
+    doc = loads_json(read_text(path, "workload file"), str(path))
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
         raise ValueError(f'{path}: expected an object {{"name": ..., "layers": [...]}}')
     extra = sorted(set(doc) - {"name", "description", "layers"})
     if extra:
         raise ValueError(f"{path}: unknown key {extra[0]!r}; allowed: name, description, layers")
+    if not isinstance(doc.get("name", ""), str) or not isinstance(doc.get("description", ""), str):
+        raise ValueError(f"{path}: 'name' and 'description' must be strings")
     if not doc["layers"]:
         raise ValueError(f"{path}: 'layers' is empty; a workload needs at least one layer")
     return [_json_layer(f"{path} layer {i}", i, s) for i, s in enumerate(doc["layers"], start=1)]
 
 
+@boundary
 def load_workload(
     path: str | Path, gemm: bool = False, batch: int | None = None
 ) -> tuple[Workload, list[layers.Layer]]:
@@ -274,8 +312,5 @@ def load_workload(
             f"{path}: unknown workload format {suffix or '(no extension)'!r}; allowed: .csv "
             "(SCALE-Sim topology, conv format or GEMM format) or .json (npu-dse workload) or .onnx"
         )
-    try:
-        found = reader(path)
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file") from None
-    return layers.workload(found), found
+    found = reader(path)
+    return validate_workload(layers.workload(found)), found

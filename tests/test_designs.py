@@ -105,7 +105,7 @@ def test_a_given_mapping_overrides_the_mapper():
         ({"rows": 32, "colz": 8}, "unknown key 'colz'"),
         ({"rows": "32"}, "'rows' must be a finite number"),
         ({"rows": 32.5}, "'rows' must be an integer"),
-        ({"rows": 0}, "rows must be an integer >= 1"),
+        ({"rows": 0}, "'rows' must be in 1..16384 PEs"),
         ({"dataflow": "rs"}, "'dataflow' must be one of os, ws, is"),
         ({"fusion": 1}, "'fusion' must be true or false"),
         ({"tech": {"dram_pj": 1.0}}, "unknown tech key 'dram_pj'"),

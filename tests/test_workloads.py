@@ -222,7 +222,7 @@ def test_json_bad_layer_names_layer_and_key(tmp_path, layer, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"layers": [', r"w\.json line 1: invalid JSON"),
+        ('{"layers": [', r"w\.json is not valid JSON \(Expecting value at line 1"),
         ("[]", r"expected an object"),
         ('{"layers": []}', r"'layers' is empty"),
         ('{"layers": [{"type": "relu", "elems": 1}], "lyers": 1}', r"unknown key 'lyers'"),

@@ -1,0 +1,36 @@
+"""A sample of benchmarks/fuzz_cli.py's hostile cases: none may end in a traceback, a
+non-finite or negative figure, or a hang."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "fuzz_cli.py"
+_SPEC = importlib.util.spec_from_file_location("fuzz_cli", _PATH)
+fuzz_cli = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(fuzz_cli)
+
+BAD = ("traceback", "nonfinite", "negative", "hang")
+
+
+def _check(cases: int, seed: int) -> None:
+    found = fuzz_cli.fuzz(cases, seed, limit_s=120)
+    assert sum(found["counts"].values()) == cases
+    assert not any(found["counts"].get(b, 0) for b in BAD), found["failures"][:5]
+    assert found["counts"].get("clean", 0) > 0
+
+
+def test_fuzz_sample():
+    _check(40, seed=1)
+
+
+@pytest.mark.slow
+def test_fuzz_larger_sample():
+    _check(300, seed=2)
+
+
+def test_outputs_are_checked():
+    assert fuzz_cli.check_output({"total": {"energy_j": float("inf")}}) == "nonfinite"
+    assert fuzz_cli.check_output({"layers": [{"total_cycles": -3}]}) == "negative"
+    assert fuzz_cli.check_output({"x": [1, 2.5]}) == "ok"
