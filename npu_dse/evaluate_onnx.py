@@ -22,6 +22,7 @@ from hw.x64 import x64
 from npu_dse import onnx_exec, onnx_import
 from npu_dse.calibration import CALIBRATION_SAMPLES
 from npu_dse.designs import DesignFile
+from npu_dse.inputs import boundary
 from npu_dse.simulate import Simulation, simulate
 
 
@@ -49,6 +50,7 @@ class OnnxEvaluation:
         return fields | {k: total[k] for k in keys}
 
 
+@boundary
 def read_array(path: str | Path, flag: str, key: str | None = None) -> np.ndarray:
     """The array of a ``.npy`` file, or of a ``.npz`` file (``key``, else its only array)."""
     path = Path(path)
@@ -87,6 +89,7 @@ def _top1(y) -> np.ndarray:
     return np.argmax(np.reshape(y, (len(y), -1)), axis=-1)
 
 
+@boundary
 @x64
 def evaluate_onnx(
     path: str | Path, x, design: DesignFile, labels=None, label: str = ""

@@ -42,6 +42,7 @@ from hw.x64 import x64
 from models import decoder
 from npu_dse import report
 from npu_dse.designs import DesignFile
+from npu_dse.inputs import boundary
 
 PHASES = ("prefill", "decode")
 
@@ -284,6 +285,7 @@ def llm_workload(request: LLMRequest) -> Workload:
     return layers.workload(decoder.decode(cfg, request.context, request.batch))
 
 
+@boundary
 @x64
 def simulate_llm(
     model: str | LLMRequest, design: DesignFile | NPUConfig, **request

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from dse import Budgets, Problem
 from dse.suite import make_suite, metric_key
+from npu_dse.inputs import boundary
 from npu_dse.spaces import load_space
 from npu_dse.workloads import load_workload
 
 
+@boundary
 def parse_floats(text: str | None, flag: str, count: int) -> list[float] | None:
     """``"0.7,0.3"`` as floats: ``count`` values, or one value for all; ``None`` stays None."""
     if text is None:
@@ -48,6 +50,7 @@ def network_names(paths) -> list[str]:
     return out
 
 
+@boundary
 def suite_problem(
     space: str | Path,
     objective: str,

@@ -33,6 +33,7 @@ import numpy as np
 from hw import tech
 from hw.types import TechTable
 from hw.x64 import x64
+from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
 
 FORMAT = "npu-dse-tech"
@@ -113,6 +114,7 @@ def tech_to_dict(t: TechTable) -> dict:
     return out
 
 
+@boundary
 def load_tech(path: str | Path, base: TechTable) -> TechTable:
     """Read a technology file over ``base``; errors name the file and what is wrong."""
     spec = read_json(path, "technology file")

@@ -179,9 +179,9 @@ def test_run_folder(gradient_run):
         (["--max-latency-s", "0"], "budget max_latency_s must be a positive number"),
         (["--min-accuracy", "0.9"], "--min-accuracy needs --checkpoint"),
         (["--min-accuracy", "2"], "budget min_accuracy must be in (0, 1]"),
-        (["--starts", "0"], "--starts must be a positive integer"),
-        (["--evaluations", "0"], "--evaluations must be a positive integer"),
-        (["--time-budget-s", "-5"], "--time-budget-s must be positive"),
+        (["--starts", "0"], "--starts must be an integer in 1..16384"),
+        (["--evaluations", "0"], "--evaluations must be an integer in 1.."),
+        (["--time-budget-s", "-5"], "--time-budget-s must be in (0, "),
     ],
 )
 def test_contradictory_arguments(files, capsys, args, message):
