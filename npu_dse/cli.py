@@ -211,7 +211,7 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
 def design_from_args(args: argparse.Namespace) -> DesignFile:
     """The design file or preset (default ``DEFAULT_PRESET``) with the flags' overrides."""
     if args.sram_kib is not None and not args.sram_kib > 0:
-        raise ValueError(f"--sram-kib must be a number > 0 KiB, got {args.sram_kib:g}")
+        raise InputError(f"--sram-kib must be a number > 0 KiB, got {args.sram_kib:g}")
     overrides = {key: getattr(args, dest) for dest, key in _OVERRIDES.items()}
     if args.unsupported:
         overrides["unsupported_ops"] = [k.strip() for k in args.unsupported.split(",") if k.strip()]
@@ -224,9 +224,9 @@ def design_from_args(args: argparse.Namespace) -> DesignFile:
         )
     except ValueError as err:
         if args.design is not None and args.preset is not None:
-            raise ValueError("give --design FILE or --preset NAME, not both") from None
+            raise InputError("give --design FILE or --preset NAME, not both") from None
         if str(err).startswith("unsupported_ops"):
-            raise ValueError(f"--unsupported: {str(err).split(': ', 1)[1]}") from None
+            raise InputError(f"--unsupported: {str(err).split(': ', 1)[1]}") from None
         raise
 
 

@@ -15,6 +15,7 @@ import json
 
 from tqdm import tqdm
 
+from hw.bounds import InputError
 from models import configs
 from npu_dse import cli_onnx
 from npu_dse.evaluate import evaluate
@@ -69,7 +70,7 @@ def add_evaluate_args(p: argparse.ArgumentParser, add_design_args) -> None:
 def run_evaluate(args: argparse.Namespace, design_from_args, design_label) -> int:
     design = design_from_args(args)
     if (args.onnx is None) == (args.checkpoint is None):
-        raise ValueError("give --checkpoint DIR or --onnx FILE (one of them)")
+        raise InputError("give --checkpoint DIR or --onnx FILE (one of them)")
     if args.onnx is not None:
         return cli_onnx.run_evaluate_onnx(args, design, design_label(args))
     result = evaluate(args.checkpoint, design, design_label(args)).to_dict()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from hw.bounds import InputError
 from npu_dse.evaluate_onnx import evaluate_onnx, read_array
 
 
@@ -18,7 +19,7 @@ def add_onnx_args(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate_onnx(args: argparse.Namespace, design, label: str) -> int:
     if args.inputs is None:
-        raise ValueError("--onnx needs --inputs FILE (.npy or .npz) holding the input batch")
+        raise InputError("--onnx needs --inputs FILE (.npy or .npz) holding the input batch")
     x = read_array(args.inputs, "--inputs", key="x")
     labels = None if args.labels is None else read_array(args.labels, "--labels")
     r = evaluate_onnx(args.onnx, x, design, labels=labels, label=label).to_dict()

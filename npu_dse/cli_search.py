@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dse import gradient
 from dse import objective as obj
 from hw import bounds
+from hw.bounds import InputError
 from npu_dse.inputs import boundary
 from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
 from npu_dse.suites import parse_floats, suite_problem
@@ -82,10 +83,10 @@ def _budgets(args) -> obj.Budgets:
     for name, top in _FLAG_MAX.items():
         v = getattr(args, name)
         if v is not None and not 1 <= v <= top:
-            raise ValueError(f"--{name} must be an integer in 1..{top}, got {v}")
+            raise InputError(f"--{name} must be an integer in 1..{top}, got {v}")
     t = args.time_budget_s
     if t is not None and not (math.isfinite(t) and 0 < t <= TIME_BUDGET_MAX_S):
-        raise ValueError(f"--time-budget-s must be in (0, {TIME_BUDGET_MAX_S:g}] s, got {t}")
+        raise InputError(f"--time-budget-s must be in (0, {TIME_BUDGET_MAX_S:g}] s, got {t}")
     bounds.check_seed(args.seed, "--seed")
     lat = _latencies(args)
     budgets = obj.Budgets(
@@ -95,7 +96,7 @@ def _budgets(args) -> obj.Budgets:
         min_accuracy=args.min_accuracy,
     ).check()
     if budgets.min_accuracy is not None and args.checkpoint is None:
-        raise ValueError("--min-accuracy needs --checkpoint (a trained model to measure)")
+        raise InputError("--min-accuracy needs --checkpoint (a trained model to measure)")
     return budgets
 
 
@@ -119,9 +120,9 @@ def run_search(args: argparse.Namespace) -> int:
         check_out_dir(args.out)
     if len(args.workload or ()) > 1:
         if args.checkpoint is not None:
-            raise ValueError("a suite (several --workload) cannot take --checkpoint")
+            raise InputError("a suite (several --workload) cannot take --checkpoint")
         if args.tech is not None:
-            raise ValueError("a suite (several --workload) cannot take --tech yet")
+            raise InputError("a suite (several --workload) cannot take --tech yet")
         weights = parse_floats(args.workload_weights, "--workload-weights", len(args.workload))
         problem, source = suite_problem(
             args.space,
@@ -135,7 +136,7 @@ def run_search(args: argparse.Namespace) -> int:
         )
     else:
         if args.workload_weights is not None:
-            raise ValueError("--workload-weights needs several --workload files (a suite)")
+            raise InputError("--workload-weights needs several --workload files (a suite)")
         workload = args.workload[0] if args.workload else None
         problem, source = problem_from_files(
             args.space,

@@ -3,9 +3,12 @@
 import csv
 import json
 
+import pytest
+
 from experiments import demo, run_all
 
 
+@pytest.mark.slow
 def test_demo_quick_writes_the_run_folder(tmp_path, model_cache):
     headline = demo.main(["--quick", "--out", str(tmp_path)])
     with open(tmp_path / "precision.csv", newline="") as f:

@@ -98,6 +98,7 @@ def test_error_shrinks_with_bits_and_is_small_at_16(model, x):
     assert errs[16] < 2e-3 * np.max(np.abs(ref))
 
 
+@pytest.mark.slow
 def test_fallback_runs_on_host_and_costs_more():
     qm = engine.quantize_model(TRANSFORMER, X_SEQ, w_bits=8, a_bits=8)
     y_npu, rep_npu = engine.run_model(qm, X_SEQ, npu())

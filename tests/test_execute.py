@@ -49,7 +49,7 @@ def operand(rng, shape, bits, extreme):
     return x.astype(np.int8 if bits <= 8 else np.int16)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     m=st.integers(1, 40),
     n=st.integers(1, 40),

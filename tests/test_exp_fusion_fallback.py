@@ -7,6 +7,7 @@ import pytest
 from experiments import exp_fusion_fallback
 
 
+@pytest.mark.slow
 def test_quick_run(tmp_path, model_cache):
     headline = exp_fusion_fallback.main(["--quick", "--out", str(tmp_path)])
     with open(tmp_path / "results.csv", newline="") as f:

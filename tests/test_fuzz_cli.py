@@ -2,6 +2,9 @@
 non-finite or negative figure, or a hang."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,27 @@ _SPEC.loader.exec_module(fuzz_cli)
 BAD = ("traceback", "nonfinite", "negative", "hang")
 
 
+_RUN = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("fuzz_cli", sys.argv[1])
+fuzz_cli = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fuzz_cli)
+found = fuzz_cli.fuzz(int(sys.argv[2]), int(sys.argv[3]), limit_s=120)
+print(json.dumps({"counts": dict(found["counts"]), "failures": found["failures"][:5]}))
+"""
+
+
 def _check(cases: int, seed: int) -> None:
-    found = fuzz_cli.fuzz(cases, seed, limit_s=120)
+    # In a process of its own: hostile searches that run out of time leave abandoned
+    # compilations running on worker threads (dse.deadline), which must not outlive the sample.
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, str(_PATH), str(cases), str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
     assert sum(found["counts"].values()) == cases
     assert not any(found["counts"].get(b, 0) for b in BAD), found["failures"][:5]
     assert found["counts"].get("clean", 0) > 0

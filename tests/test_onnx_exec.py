@@ -9,8 +9,9 @@ from onnx import TensorProto, helper, numpy_helper
 from npu_dse import resolve_design
 from npu_dse.evaluate_onnx import evaluate_onnx
 from npu_dse.onnx_exec import NotExecutable, to_graph
+from tests import onnxruntime_ref
 
-ort = pytest.importorskip("onnxruntime")
+onnxruntime_ref.require()
 F = TensorProto.FLOAT
 RNG = np.random.default_rng(0)
 
@@ -31,8 +32,7 @@ def model_of(nodes, x_shape, weights, opset=17):
 
 
 def runtime(model, x):
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
+    return onnxruntime_ref.run(model, x)
 
 
 def relative_gap(a, b) -> float:

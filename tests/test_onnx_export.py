@@ -12,8 +12,9 @@ from hw import graph
 from models import data
 from npu_dse import cli
 from npu_dse.onnx_export import export_onnx
+from tests import onnxruntime_ref
 
-ort = pytest.importorskip("onnxruntime")
+onnxruntime_ref.require()
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,7 @@ def test_trained_cnn_in_onnxruntime_matches_the_engine(exported):
     proto = onnx.load(path)
     onnx.checker.check_model(proto)
     # one input whose batch is fixed at export time: rerun per batch of one
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = np.concatenate([session.run(None, {"x": x[i : i + 1]})[0] for i in range(16)])
+    got = onnxruntime_ref.run(path, x[:16], batch=1)
     want = np.asarray(graph.forward_float(nodes, nhwc[:16]))
     assert float(np.max(np.abs(got - want)) / np.max(np.abs(want))) < 1e-4
 
