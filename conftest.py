@@ -4,13 +4,23 @@ Long checks carry ``@pytest.mark.slow``. ``make test`` runs a fixed sample of th
 four, chosen by a hash of the test's id, so the same ones run every time) to keep the suite
 within minutes on a 2-core machine; ``--slow all`` (or ``NPU_DSE_SLOW=all``) runs every one and
 ``--slow none`` none.
+
+Every distinct compilation of a jitted function keeps a few memory mappings alive in the process
+until JAX's caches drop it. One pytest process compiles tens of thousands of shapes, and Linux
+caps a process at 65,530 mappings (``vm.max_map_count``); past it the next compilation dies with
+a segmentation fault. So between test modules, once the process holds more than
+``MAPPINGS_CLEAR_AT`` mappings, the suite clears JAX's caches (a later test recompiles what it
+needs; no test's own compilation count is affected, since a test never spans two modules).
 """
 
+import gc
 import os
 import zlib
 
 SLOW_MODES = ("sample", "all", "none")
 SAMPLE_ONE_IN = 4
+MAPPINGS_CLEAR_AT = 20_000
+_MAPS = "/proc/self/maps"
 
 
 def pytest_addoption(parser):
@@ -48,3 +58,21 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_report_header(config):
     return f"slow checks: {config.getoption('--slow')} (--slow all runs every one)"
+
+
+def _mappings() -> int:
+    try:
+        with open(_MAPS, "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is not None and nextitem.module is item.module:
+        return
+    if _mappings() > MAPPINGS_CLEAR_AT:
+        import jax
+
+        jax.clear_caches()
+        gc.collect()
