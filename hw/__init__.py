@@ -7,58 +7,45 @@
 True
 """
 
-from hw import engine, graph, layers, quant, vector
-from hw.arith import EXACT, Arith
-from hw.cost import default_mapping, evaluate
-from hw.execute import quantize_multiplier, requantize, run_gemm
-from hw.interpreter import compile_model, run_model
-from hw.presets import get_preset, preset_names
-from hw.ptq import QuantizedModel, quantize_model
-from hw.types import (
-    DATAFLOWS,
-    LOOP_ORDERS,
-    CostReport,
-    DramTraffic,
-    LayerBits,
-    Mapping,
-    NPUConfig,
-    TechTable,
-    Workload,
-    canonical,
-)
+from hw import lazy as _lazy
 
-__all__ = [
-    "DATAFLOWS",
-    "EXACT",
-    "QuantizedModel",
-    "LOOP_ORDERS",
-    "Arith",
-    "CostReport",
-    "DramTraffic",
-    "LayerBits",
-    "Mapping",
-    "NPUConfig",
-    "TechTable",
-    "Workload",
-    "canonical",
-    "compile_model",
-    "default_mapping",
-    "engine",
-    "evaluate",
-    "get_preset",
-    "graph",
-    "layers",
-    "preset_names",
-    "quant",
-    "quantize_model",
-    "quantize_multiplier",
-    "requantize",
-    "run_gemm",
-    "run_model",
-    "vector",
-]
+_EXPORTS = {
+    "DATAFLOWS": "hw.types",
+    "EXACT": "hw.arith",
+    "QuantizedModel": "hw.ptq",
+    "LOOP_ORDERS": "hw.types",
+    "Arith": "hw.arith",
+    "CostReport": "hw.types",
+    "DramTraffic": "hw.types",
+    "LayerBits": "hw.types",
+    "Mapping": "hw.types",
+    "NPUConfig": "hw.types",
+    "TechTable": "hw.types",
+    "Workload": "hw.types",
+    "canonical": "hw.types",
+    "compile_model": "hw.interpreter",
+    "default_mapping": "hw.cost",
+    "engine": "hw.engine:",
+    "evaluate": "hw.cost",
+    "get_preset": "hw.presets",
+    "graph": "hw.graph:",
+    "layers": "hw.layers:",
+    "preset_names": "hw.presets",
+    "quant": "hw.quant:",
+    "quantize_model": "hw.ptq",
+    "quantize_multiplier": "hw.execute",
+    "requantize": "hw.execute",
+    "run_gemm": "hw.execute",
+    "run_model": "hw.interpreter",
+    "vector": "hw.vector:",
+    "GPUConfig": "hw.gpu",
+    "GPUReport": "hw.gpu",
+    "evaluate_gpu": "hw.gpu",
+    "get_gpu_preset": "hw.gpu",
+    "gpu": "hw.gpu:",
+}
+"""Exported name -> the module that defines it (``module:``: the submodule itself); each is
+imported on first use (``hw.lazy``), so ``import hw`` imports no JAX."""
 
-from hw import gpu
-from hw.gpu import GPUConfig, GPUReport, evaluate_gpu, get_gpu_preset
-
-__all__ += ["GPUConfig", "GPUReport", "evaluate_gpu", "get_gpu_preset", "gpu"]
+__all__ = list(_EXPORTS)
+_lazy.install(__name__, _EXPORTS)

@@ -21,40 +21,33 @@ calls one and prints.
   and run folders.
 """
 
-from npu_dse.designs import (
-    DesignFile,
-    config_to_dict,
-    design_from_dict,
-    design_to_dict,
-    load_design,
-    split_sram,
-)
-from npu_dse.evaluate import Evaluation, evaluate
-from npu_dse.search import SearchOutcome, design_file, problem_from_files, search, write_run
-from npu_dse.simulate import Simulation, resolve_design, simulate
-from npu_dse.train import train, train_config
-from npu_dse.workloads import bundled, bundled_space, load_workload
+from hw import lazy as _lazy
 
-__all__ = [
-    "DesignFile",
-    "Evaluation",
-    "SearchOutcome",
-    "Simulation",
-    "bundled",
-    "bundled_space",
-    "config_to_dict",
-    "design_file",
-    "design_from_dict",
-    "design_to_dict",
-    "evaluate",
-    "load_design",
-    "load_workload",
-    "problem_from_files",
-    "resolve_design",
-    "search",
-    "simulate",
-    "split_sram",
-    "train",
-    "train_config",
-    "write_run",
-]
+_EXPORTS = {
+    "DesignFile": "npu_dse.designs",
+    "Evaluation": "npu_dse.evaluate",
+    "SearchOutcome": "npu_dse.search",
+    "Simulation": "npu_dse.simulate",
+    "bundled": "npu_dse.workloads",
+    "bundled_space": "npu_dse.workloads",
+    "config_to_dict": "npu_dse.designs",
+    "design_file": "npu_dse.search",
+    "design_from_dict": "npu_dse.designs",
+    "design_to_dict": "npu_dse.designs",
+    "evaluate": "npu_dse.evaluate",
+    "load_design": "npu_dse.designs",
+    "load_workload": "npu_dse.workloads",
+    "problem_from_files": "npu_dse.search",
+    "resolve_design": "npu_dse.simulate",
+    "search": "npu_dse.search",
+    "simulate": "npu_dse.simulate",
+    "split_sram": "npu_dse.designs",
+    "train": "npu_dse.train",
+    "train_config": "npu_dse.train",
+    "write_run": "npu_dse.search",
+}
+"""Exported name -> the module that defines it, imported on first use (``hw.lazy``): the
+command line starts without JAX where a command needs none."""
+
+__all__ = list(_EXPORTS)
+_lazy.install(__name__, _EXPORTS)

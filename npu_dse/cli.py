@@ -19,27 +19,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dse import deadline
-from hw import presets
 from hw.bounds import InputError
-from hw.checks import FULL_LOAD_GEMM, full_load_power_w
-from hw.schedule import LAYER_KINDS
-from hw.types import DATAFLOWS, NPUConfig
-from hw.validate import MEMORY_MODELS
-from hw.x64 import x64
-from npu_dse import cli_llm, cli_models, cli_search, designs, report
-from npu_dse import workloads as topology
+from npu_dse import compile_cache, preset_table, report
 from npu_dse.cli_errors import EXIT_USAGE, debug_requested, run_guarded  # noqa: F401 (API)
-from npu_dse.designs import DEFAULT_BASE as DEFAULT_PRESET
-from npu_dse.designs import DesignFile
 from npu_dse.inputs import boundary
-from npu_dse.simulate import resolve_design, simulate
+
+if TYPE_CHECKING:
+    from npu_dse.designs import DesignFile
+
+# Modules that import JAX are imported where a command needs them (``_lazy``):
+# ``--help``, ``presets`` without a NAME and usage errors start without JAX.
+FULL_LOAD_GEMM = 4096  # hw.checks.FULL_LOAD_GEMM (tests/test_preset_table.py checks it)
+DEFAULT_PRESET = "scalesim-32x32"  # npu_dse.designs.DEFAULT_BASE (the same test checks it)
 
 
 class UsageError(InputError):
@@ -82,13 +81,8 @@ def _add_presets_args(p: argparse.ArgumentParser) -> None:
 
 def _run_presets(args: argparse.Namespace) -> int:
     if args.name is not None:
-        config = resolve_design(preset=args.name).config
-        if args.json:
-            print(json.dumps(designs.config_to_dict(config), indent=2, allow_nan=False))
-        else:
-            print(report.format_presets([report.preset_dict(config, full_load_power_w(config))]))
-        return 0
-    rows = [report.preset_dict(c, full_load_power_w(c)) for c in _preset_configs()]
+        return _jax(_run_preset)(args)
+    rows = preset_table.ROWS  # the exact model's figures, stored (no JAX to import)
     if args.json:
         note = f"full_load_power_w: {FULL_LOAD_GEMM}^3 GEMM, stall=False"
         print(json.dumps({"presets": rows, "full_load": note}, indent=2, allow_nan=False))
@@ -97,8 +91,17 @@ def _run_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preset_configs() -> list[NPUConfig]:
-    return [resolve_design(preset=name).config for name in presets.preset_names()]
+def _run_preset(args: argparse.Namespace) -> int:
+    from hw.checks import full_load_power_w
+    from npu_dse import designs
+    from npu_dse.simulate import resolve_design
+
+    config = resolve_design(preset=args.name).config
+    if args.json:
+        print(json.dumps(designs.config_to_dict(config), indent=2, allow_nan=False))
+    else:
+        print(report.format_presets([report.preset_dict(config, full_load_power_w(config))]))
+    return 0
 
 
 # ---- simulate -----------------------------------------------------------------------------
@@ -127,13 +130,17 @@ _FLAGS |= {"unsupported_ops": "--unsupported"}
 
 def add_design_args(p: argparse.ArgumentParser) -> None:
     """The design flags shared by ``simulate`` and ``evaluate`` (see :func:`design_from_args`)."""
+    from hw.schedule import LAYER_KINDS
+    from hw.types import DATAFLOWS
+    from hw.validate import MEMORY_MODELS
+
     g = p.add_argument_group(
         "design",
         f"start from --design FILE or --preset NAME (default {DEFAULT_PRESET}) and override "
         "single values",
     )
     g.add_argument("--design", metavar="FILE", help="a design file (README; `presets --json NAME`)")
-    g.add_argument("--preset", metavar="NAME", help=", ".join(presets.preset_names()))
+    g.add_argument("--preset", metavar="NAME", help=", ".join(preset_table.NAMES))
     g.add_argument("--tech", metavar="FILE", help="technology file over the design's (README)")
     g.add_argument("--rows", type=int, metavar="R", help="MAC array rows (height)")
     g.add_argument("--cols", type=int, metavar="C", help="MAC array columns (width)")
@@ -183,6 +190,9 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_simulate_args(p: argparse.ArgumentParser) -> None:
+    from npu_dse import cli_llm
+    from npu_dse import workloads as topology
+
     p.add_argument(
         "topology",
         metavar="TOPOLOGY",
@@ -210,6 +220,8 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
 @boundary
 def design_from_args(args: argparse.Namespace) -> DesignFile:
     """The design file or preset (default ``DEFAULT_PRESET``) with the flags' overrides."""
+    from npu_dse.simulate import resolve_design
+
     if args.sram_kib is not None and not args.sram_kib > 0:
         raise InputError(f"--sram-kib must be a number > 0 KiB, got {args.sram_kib:g}")
     overrides = {key: getattr(args, dest) for dest, key in _OVERRIDES.items()}
@@ -236,6 +248,10 @@ def design_label(args: argparse.Namespace) -> str:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    from npu_dse import cli_llm
+    from npu_dse import workloads as topology
+    from npu_dse.simulate import simulate
+
     design = design_from_args(args)
     if cli_llm.is_llm(args.topology):
         return cli_llm.run_llm(args, design)
@@ -252,6 +268,31 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 # ---- registry and entry point -------------------------------------------------------------
 
+
+def _lazy(module: str, name: str, **kwargs) -> Callable:
+    """``npu_dse.<module>.<name>`` (with ``kwargs`` bound), imported when first called."""
+
+    def call(*args):
+        fn = getattr(importlib.import_module(f"npu_dse.{module}"), name)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _jax(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command's run function with JAX set up: the persistent compilation cache
+    (``--compile-cache``, ``npu_dse.compile_cache``) and 64-bit arithmetic (``hw.x64``)."""
+
+    def with_jax(args: argparse.Namespace) -> int:
+        compile_cache.configure(getattr(args, "compile_cache", None))
+        from hw.x64 import x64_scope
+
+        with x64_scope():
+            return run(args)
+
+    return with_jax
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("presets", "list the named designs", PRESETS_HELP, _add_presets_args, _run_presets),
     Command(
@@ -261,15 +302,15 @@ COMMANDS: tuple[Command, ...] = (
         f"--preset the design is {DEFAULT_PRESET}; the flags override single values. "
         "Example: npu-dse simulate resnet18.csv --preset tpu-v1-like --sram-kib 4096 --json",
         _add_simulate_args,
-        _run_simulate,
+        _jax(_run_simulate),
     ),
     Command(
         "train",
         "train the small CNN or transformer on the bundled digits",
         "Train with optax, checkpoint every epoch into --out and resume from it. Example: "
         "npu-dse train --model cnn --quick --out runs/cnn",
-        cli_models.add_train_args,
-        cli_models.run_train,
+        _lazy("cli_models", "add_train_args"),
+        _jax(_lazy("cli_models", "run_train")),
     ),
     Command(
         "evaluate",
@@ -278,9 +319,14 @@ COMMANDS: tuple[Command, ...] = (
         f"design (--preset, default {DEFAULT_PRESET}, or the design flags) and report accuracy "
         "beside float accuracy with the cost of one inference. Example: npu-dse evaluate "
         "--checkpoint runs/cnn --preset edge-tpu-like --w-bits 8 --a-bits 8",
-        functools.partial(cli_models.add_evaluate_args, add_design_args=add_design_args),
-        functools.partial(
-            cli_models.run_evaluate, design_from_args=design_from_args, design_label=design_label
+        _lazy("cli_models", "add_evaluate_args", add_design_args=add_design_args),
+        _jax(
+            _lazy(
+                "cli_models",
+                "run_evaluate",
+                design_from_args=design_from_args,
+                design_label=design_label,
+            )
         ),
     ),
     Command(
@@ -291,24 +337,42 @@ COMMANDS: tuple[Command, ...] = (
         "power, area and accuracy budgets, by gradient (default), exhaustive, random or NSGA-II "
         "search on the exact cost model. Example: npu-dse search --workload resnet18.csv "
         "--space space.json --max-latency-s 0.005 --max-power-w 1 --json",
-        cli_search.add_search_args,
-        cli_search.run_search,
+        _lazy("cli_search", "add_search_args"),
+        _jax(_lazy("cli_search", "run_search")),
     ),
 )
 """The subcommands, in the order ``--help`` lists them."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``npu-dse`` parser with one subparser per entry of :data:`COMMANDS`."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``npu-dse`` parser with one subparser per entry of :data:`COMMANDS`.
+
+    Given the arguments ``argv``, only the subcommand they name gets its arguments (some
+    import JAX to list their choices); without, every subcommand does."""
     parser = _Parser(prog="npu-dse", description="Differentiable design-space explorer for NPUs.")
     parser.add_argument("--debug", action="store_true", help="traceback of an internal error")
+    compile_cache.add_argument(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = None if argv is None else _command_named(argv)
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-        cmd.add_arguments(p)
+        compile_cache.add_argument(p, hidden=True)
+        if argv is None or cmd.name == chosen:
+            cmd.add_arguments(p)
         p.set_defaults(run=cmd.run)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The subcommand that ``argv`` names (its first positional argument), if any."""
+    words = iter(argv)
+    for word in words:
+        if word == compile_cache.FLAG:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,20 +382,20 @@ def main(argv: list[str] | None = None) -> int:
     Run as a process (``argv`` None), it exits at once when a search gave up a compilation at
     its time budget, instead of waiting for that compilation (``dse.deadline``)."""
     code = _main(argv)
-    if argv is None and deadline.pending():
+    deadline = sys.modules.get("dse.deadline")  # imported by a search, if one ran
+    if argv is None and deadline is not None and deadline.pending():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
 
 
-@x64
 def _main(argv: list[str] | None) -> int:
     return run_guarded(functools.partial(_parse_and_run, argv), debug_requested(argv))
 
 
 def _parse_and_run(argv: list[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
         return args.run(args)

@@ -8,11 +8,12 @@ SI-prefixed units (:func:`si`) and stay within 100 columns for the usual layer n
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hw import tech
-from hw.types import LOOP_ORDERS, CostReport, Mapping, NPUConfig, Workload
+if TYPE_CHECKING:  # imported where used: the presets table prints without JAX
+    from hw.types import CostReport, Mapping, NPUConfig, Workload
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"))
 _PREFIXES += ((1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
@@ -74,6 +75,8 @@ def _short(name: str) -> str:
 
 def design_dict(config: NPUConfig, base_preset: str) -> dict:
     """The design's values, with units in the key names."""
+    from hw import tech
+
     fields = ("rows", "cols", "clock_mhz", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib")
     fields += ("dram_bw_gbps", "w_bits", "a_bits", "acc_bits", "vector_lanes")
     out = {"name": config.name, "base_preset": base_preset, "dataflow": config.dataflow_name}
@@ -89,6 +92,7 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
 
 def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str) -> dict:
     """Layer ``i`` of a report as a dict of Python numbers."""
+    from hw.types import LOOP_ORDERS
 
     def pick(field):
         return np.asarray(getattr(rep, field))[i]

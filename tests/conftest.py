@@ -1,7 +1,16 @@
 """Shared fixtures: the SCALE-Sim reference rows (skipped with a reason when absent) and one
-folder of trained models for every experiment's smoke test."""
+folder of trained models for every experiment's smoke test.
+
+JAX's persistent compilation cache stays off in tests (CLI calls in-process and in child
+processes alike), so that no test reads programs another run compiled; tests/test_startup.py
+switches it on for the one test that checks it.
+"""
+
+import os
 
 import pytest
+
+os.environ["NPU_DSE_COMPILE_CACHE"] = "off"
 
 from experiments.common import MODEL_CACHE_ENV
 from npu_dse.reference import load_reference, reference_path

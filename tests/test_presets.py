@@ -109,7 +109,7 @@ def test_each_call_builds_an_equal_config(name):
 def test_full_load_power_within_a_factor_of_two_of_the_datasheet(name, datasheet_w):
     # Nothing in the tech table was fitted to these powers: this is a sanity check of the
     # cited per-op energies, and a factor of two is what first-order node scaling allows.
-    from npu_dse.cli import full_load_power_w
+    from hw.checks import full_load_power_w
 
     power = full_load_power_w(presets.get_preset(name))
     assert datasheet_w / 2 <= power <= datasheet_w * 2, power
