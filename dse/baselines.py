@@ -83,7 +83,7 @@ class ExhaustiveSettings:
         _positive_int("max_designs", self.max_designs)
 
 
-@functools.partial(jax.jit, static_argnames=("objective", "budgets"))
+@functools.partial(jax.jit, static_argnames=("objective",))
 def _map_population(base, workload: Workload, designs: dz.Design, objective, budgets):
     """Full-grid mapping of every design of a population (leading axis ``B``)."""
     return jax.vmap(lambda d: mapper.map_design(base, workload, d, objective, budgets))(designs)
@@ -140,7 +140,7 @@ class _Run:
                 self.workload,
                 designs,
                 p.objective,
-                p.budgets,
+                p.budgets.traced(),  # traced: a new limit reuses the compilation
                 deadline=self.deadline,
             )
             metrics = deadline.call(_evaluate, p, mapped, deadline=self.deadline)

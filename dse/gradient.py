@@ -7,8 +7,9 @@
 2. ``step``: one Adam step on the smooth loss of every start at once (vmap; the population is
    sharded over all devices with ``jax.sharding``), projected back into the box; a chunk is
    ``legalize_every`` of them. The temperature of the smooth arithmetic falls geometrically
-   from ``temperature_start`` to ``temperature_end`` over the run; it and the step index are
-   traced, so the step compiles once.
+   from ``temperature_start`` to ``temperature_end`` over the run; it, the step index and the
+   budgets' limits (accuracy floor included) are traced, so the step compiles once for every
+   search of the same shapes, whatever its budgets or seed.
 3. ``legalize``: every start snapped to allowed values (``dse.legal``), its tiles rounded and
    refined among their neighbours in every loop order by the exact mapper (``dse.mapper``),
    and the whole population evaluated exactly; ``refine`` remaps the best ``polish_top`` of
@@ -88,9 +89,10 @@ _CACHE_SIZE = 8
 
 def _compiled(problem: Problem, settings: GradientSettings):
     """Jitted step and legalization functions, shared by every problem of the same content
-    (space, workload, objective, budgets, accuracy model) and settings: a new seed, search
-    budget or an equal problem object never recompiles."""
-    key = (_digest(problem), settings, len(jax.devices()))
+    (space, workload, objective, accuracy model, which budgets are set) and settings: a new
+    seed, search budget, budget limit, accuracy floor or an equal problem object never
+    recompiles (the limits are arguments: ``Budgets`` is a pytree)."""
+    key = (_digest(problem, limits=False), settings, len(jax.devices()))
     if key not in _CACHE:
         while len(_CACHE) >= _CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]
@@ -109,11 +111,11 @@ def _build(problem: Problem, settings: GradientSettings):
     n = -(-settings.starts // len(jax.devices())) * len(jax.devices())
     exponents = relax.start_exponents(problem.space, problem.objective, n)
 
-    def step(params, opt_state, dataflow, i):
+    def step(params, opt_state, dataflow, i, budgets):
         ar = Arith.smooth(t0 * (t1 / t0) ** (i / total_steps))
 
         def total(p):
-            loss = jax.vmap(lambda q, d, e: relax.loss(problem, q, d, ar, e))
+            loss = jax.vmap(lambda q, d, e: relax.loss(problem, q, d, ar, e, budgets))
             return jnp.sum(loss(p, dataflow, exponents))
 
         g = jax.grad(total)(params)
@@ -121,24 +123,26 @@ def _build(problem: Problem, settings: GradientSettings):
         u, opt_state = opt.update(g, opt_state, params)
         return relax.project(optax.apply_updates(params, u), lo, hi), opt_state
 
-    def legalize_one(params, dataflow, bits_up):
+    def legalize_one(params, dataflow, budgets, bits_up):
         d = relax.to_design(problem, params, dataflow)
         d = legal.snap_design(problem.space, wl, d, bits_up=bits_up)
         tiles = [jnp.round(t) for t in (d.mapping.tile_m, d.mapping.tile_k, d.mapping.tile_n)]
         d = dataclasses.replace(d, mapping=dataclasses.replace(d.mapping, **_tile_dict(tiles)))
-        return mapper.map_design(base, wl, d, problem.objective, problem.budgets, local=True)
+        return mapper.map_design(base, wl, d, problem.objective, budgets, local=True)
 
-    def full_map(d):
-        return mapper.map_design(base, wl, d, problem.objective, problem.budgets, local=False)
+    def full_map(d, budgets):
+        return mapper.map_design(base, wl, d, problem.objective, budgets, local=False)
 
     return {
         "step": jax.jit(step),
         "init_opt": jax.jit(opt.init),
         "legalize": {
-            up: jax.jit(jax.vmap(lambda p, d, up=up: legalize_one(p, d, up)))
+            up: jax.jit(
+                jax.vmap(lambda p, d, b, up=up: legalize_one(p, d, b, up), in_axes=(0, 0, None))
+            )
             for up in (False, True)
         },
-        "full_map": jax.jit(jax.vmap(full_map)),
+        "full_map": jax.jit(jax.vmap(full_map, in_axes=(0, None))),
     }
 
 
@@ -146,10 +150,12 @@ def _tile_dict(tiles):
     return {"tile_m": tiles[0], "tile_k": tiles[1], "tile_n": tiles[2]}
 
 
-def _digest(problem: Problem) -> str:
-    """A hash of the problem's content (what the compiled functions depend on)."""
+def _digest(problem: Problem, limits: bool = True) -> str:
+    """A hash of the problem's content; with ``limits`` False, of what the compiled functions
+    depend on (which budgets are set, not their values)."""
     h = hashlib.sha256()
-    h.update(repr((problem.space, problem.objective, problem.budgets)).encode())
+    budgets = problem.budgets if limits else jax.tree_util.tree_structure(problem.budgets)
+    h.update(repr((problem.space, problem.objective, budgets)).encode())
     for leaf in jax.tree_util.tree_leaves(problem.workload):
         h.update(np.asarray(leaf).tobytes())
     h.update(repr(jax.tree_util.tree_structure(problem.workload)).encode())
@@ -169,6 +175,7 @@ class _Search:
     def __init__(self, problem, settings, fns, rec: Recorder, budget: SearchBudget):
         self.problem, self.settings, self.fns = problem, settings, fns
         self.rec, self.budget = rec, budget
+        self.limits = problem.budgets.traced()  # the budgets, as the compiled functions take them
         self.stopped: str | None = None  # the budget that ran out, once one has
         self.deadline = None if budget.time_s is None else rec.start + budget.time_s
 
@@ -299,7 +306,9 @@ def _steps(search: _Search, params, opt_state, dataflow, chunk: int):
     for i in range(chunk * every, (chunk + 1) * every):
         if search.left() == 0:
             break
-        params, opt_state = search.call(search.fns["step"], params, opt_state, dataflow, i)
+        params, opt_state = search.call(
+            search.fns["step"], params, opt_state, dataflow, i, search.limits
+        )
     return params, opt_state
 
 
@@ -315,7 +324,7 @@ def _legalize(search: _Search, params, dataflow):
         left = search.left()
         if left == 0:
             break
-        designs = search.call(search.fns["legalize"][bits_up], params, dataflow)
+        designs = search.call(search.fns["legalize"][bits_up], params, dataflow, search.limits)
         metrics = search.call(_evaluate, problem, designs)
         k = search.add(designs, metrics, legal.population_size(designs), left)
         out.append((jax.tree_util.tree_map(lambda x, k=k: x[:k], designs), k))
@@ -386,7 +395,7 @@ def _full_map_add(search: _Search, picks: list) -> None:
         if left == 0:
             return
         part = picks[start : start + size]
-        mapped = search.call(search.fns["full_map"], dz.stack(_pad(part, size)))
+        mapped = search.call(search.fns["full_map"], dz.stack(_pad(part, size)), search.limits)
         metrics = search.call(_evaluate, problem, mapped)
         search.add(mapped, metrics, len(part), left)
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hw.x64 import x64
 
@@ -33,6 +35,10 @@ class Budgets:
     """Upper bounds on latency (s), power (W), area (mm^2); a lower bound on accuracy (0-1).
 
     ``None`` leaves a quantity free. :meth:`check` rejects non-positive or out-of-range limits.
+
+    A pytree: the limits are its leaves and which ones are set (and the suite's network names)
+    its structure, so a jitted search takes them as traced arguments and a new limit runs the
+    same compiled program (:meth:`traced` gives every limit one dtype).
     """
 
     max_latency_s: float | None = None
@@ -57,8 +63,14 @@ class Budgets:
                 )
         return self
 
+    def traced(self) -> Budgets:
+        """These budgets with every limit a float64 array (one jit signature whatever the
+        values, ints included)."""
+        return jax.tree_util.tree_map(np.float64, self)
+
     def limits(self) -> dict[str, tuple[float, int]]:
-        """``metric -> (limit, sense)``: sense +1 for an upper bound, -1 for a lower one."""
+        """``metric -> (limit, sense)``: sense +1 for an upper bound, -1 for a lower one
+        (a limit is a number, or an array when traced)."""
         out = {}
         for metric, field, sense in (
             ("latency_s", "max_latency_s", 1),
@@ -68,10 +80,28 @@ class Budgets:
         ):
             v = getattr(self, field)
             if v is not None:
-                out[metric] = (float(v), sense)
+                out[metric] = (v, sense)
         for name, v in self.network_latency_s:
-            out[f"latency_s@{name}"] = (float(v), 1)
+            out[f"latency_s@{name}"] = (v, 1)
         return out
+
+
+_LIMITS = ("max_latency_s", "max_power_w", "max_area_mm2", "min_accuracy")
+
+
+def _flatten(b: Budgets):
+    nets = b.network_latency_s
+    return (tuple(getattr(b, f) for f in _LIMITS), tuple(v for _, v in nets)), tuple(
+        n for n, _ in nets
+    )
+
+
+def _unflatten(names: tuple[str, ...], children) -> Budgets:
+    limits, nets = children
+    return Budgets(*limits, network_latency_s=tuple(zip(names, nets, strict=True)))
+
+
+jax.tree_util.register_pytree_node(Budgets, _flatten, _unflatten)
 
 
 @x64
@@ -107,7 +137,7 @@ def penalty(m: dict, budgets: Budgets):
     """Sum of squared hinges of ``log(value / limit)`` (see the module docstring)."""
     total = 0.0
     for k, (lim, sense) in budgets.limits().items():
-        excess = sense * (jnp.log(jnp.maximum(m[k], 1e-30)) - math.log(lim))
+        excess = sense * (jnp.log(jnp.maximum(m[k], 1e-30)) - jnp.log(lim))
         total = total + jnp.maximum(excess, 0.0) ** 2
     return total
 

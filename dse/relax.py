@@ -168,14 +168,17 @@ def start_exponents(space: Space, objective: str, n: int) -> np.ndarray:
     return np.asarray(EDP_EXPONENTS)[block % len(EDP_EXPONENTS)]
 
 
-def loss(problem: Problem, params: Params, dataflow, ar: Arith, exponent=1.0):
-    """The loss of one start (see the module docstring); for EDP, ``log E + exponent log L``."""
+def loss(problem: Problem, params: Params, dataflow, ar: Arith, exponent=1.0, budgets=None):
+    """The loss of one start (see the module docstring); for EDP, ``log E + exponent log L``.
+    ``budgets`` (default ``problem.budgets``) may be traced: a jitted loss then serves every
+    limit."""
+    budgets = problem.budgets if budgets is None else budgets
     m, fit_pen = smooth_metrics(problem, params, dataflow, ar)
     if problem.objective == "edp" and problem.suite is None:
         value = jnp.log(m["energy_j"]) + exponent * jnp.log(m["latency_s"])
     else:
         value = jnp.log(obj.objective(m, problem.objective))
-    return value + MU * (obj.penalty(m, problem.budgets) + fit_pen)
+    return value + MU * (obj.penalty(m, budgets) + fit_pen)
 
 
 def _tiles(mapping: Mapping):

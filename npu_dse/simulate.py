@@ -158,10 +158,21 @@ def simulate(
     config = validate_config(design.config)
     validate_workload(workload)
     validate_pair(config, workload)
-    mapping = cost.default_mapping(config, workload)
+    # The compiled cost model is keyed on static fields: names are left out of the key, so
+    # that another design or workload of the same shapes runs the same programs.
+    anon, anon_wl = _unnamed(config, workload)
+    mapping = cost.default_mapping(anon, anon_wl)
     mapping, layer_bits = boundary(per_layer)(design, workload, mapping)
-    rep = cost.evaluate(config, workload, mapping, stall=stall, layer_bits=layer_bits)
+    rep = cost.evaluate(anon, anon_wl, mapping, stall=stall, layer_bits=layer_bits)
+    rep = dataclasses.replace(rep, names=workload.names)
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:
         raise InputError(error)
     return Simulation(config, workload, mapping, layer_bits, rep, stall, base or config.name)
+
+
+def _unnamed(config: NPUConfig, workload: Workload) -> tuple[NPUConfig, Workload]:
+    """``config`` and ``workload`` with their names blanked (static fields the numbers do not
+    depend on)."""
+    blank = ("",) * workload.num_layers
+    return dataclasses.replace(config, name=""), dataclasses.replace(workload, names=blank)
