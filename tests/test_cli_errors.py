@@ -135,7 +135,8 @@ def test_internal_errors_are_not_bad_input(files, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr(cli, "simulate", broken)
+    # The module, not the package attribute of the same name (the function).
+    monkeypatch.setattr(importlib.import_module("npu_dse.simulate"), "simulate", broken)
     args = ["simulate", str(files / "ok.csv"), "--gemm"]
     assert cli.main(args) == EXIT_INTERNAL
     err = capsys.readouterr().err
