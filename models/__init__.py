@@ -13,41 +13,40 @@
   atomic checkpoints and resumption; ``load_checkpoint``; ``ptq`` to an ``hw.engine`` model.
 """
 
-from models.cnn import CNN, QAT, ActQuant, QConv, QDense, QuantSpec, layer_spec, set_qat
-from models.configs import TrainConfig, cnn_config, transformer_config
-from models.data import Dataset, as_sequences, batches, load, load_digits, rows_with_positions
-from models.extract import extract_workload
-from models.train import create_model, evaluate, load_checkpoint, ptq, train_and_evaluate
-from models.transformer import QAttention, QLayerNorm, Transformer
-from models.zoo import ZOO, get_network
+from hw import lazy as _lazy
 
-__all__ = [
-    "ZOO",
-    "extract_workload",
-    "get_network",
-    "CNN",
-    "QAT",
-    "ActQuant",
-    "Dataset",
-    "QAttention",
-    "QConv",
-    "QDense",
-    "QLayerNorm",
-    "QuantSpec",
-    "TrainConfig",
-    "Transformer",
-    "as_sequences",
-    "batches",
-    "cnn_config",
-    "create_model",
-    "evaluate",
-    "layer_spec",
-    "load",
-    "load_checkpoint",
-    "load_digits",
-    "ptq",
-    "rows_with_positions",
-    "set_qat",
-    "train_and_evaluate",
-    "transformer_config",
-]
+_EXPORTS = {
+    "ZOO": "models.zoo",
+    "extract_workload": "models.extract",
+    "get_network": "models.zoo",
+    "CNN": "models.cnn",
+    "QAT": "models.cnn",
+    "ActQuant": "models.cnn",
+    "Dataset": "models.data",
+    "QAttention": "models.transformer",
+    "QConv": "models.cnn",
+    "QDense": "models.cnn",
+    "QLayerNorm": "models.transformer",
+    "QuantSpec": "models.cnn",
+    "TrainConfig": "models.configs",
+    "Transformer": "models.transformer",
+    "as_sequences": "models.data",
+    "batches": "models.data",
+    "cnn_config": "models.configs",
+    "create_model": "models.train",
+    "evaluate": "models.train",
+    "layer_spec": "models.cnn",
+    "load": "models.data",
+    "load_checkpoint": "models.train",
+    "load_digits": "models.data",
+    "ptq": "models.train",
+    "rows_with_positions": "models.data",
+    "set_qat": "models.cnn",
+    "train_and_evaluate": "models.train",
+    "transformer_config": "models.configs",
+}
+"""Exported name -> the module that defines it, imported on first use (``hw.lazy``): a
+command that needs no model does not import flax."""
+
+__all__ = list(_EXPORTS)
+_lazy.install(__name__, _EXPORTS)
