@@ -5,21 +5,39 @@ from pathlib import Path
 import pytest
 
 from hw import checks, presets
-from npu_dse import cli, designs, preset_table
+from npu_dse import cli, designs, preset_table, report
+from npu_dse.simulate import resolve_design
+
+REGENERATE = "stale table: regenerate with python -m npu_dse.preset_table"
 
 
-def test_stored_rows_are_the_exact_models():
-    live = preset_table.compute()  # JAX: a compilation of the full-load GEMM per preset
-    stored = preset_table.ROWS
-    assert [r["name"] for r in stored] == list(presets.preset_names())
+def _same(got: dict, want: dict, keys) -> None:
+    for key in keys:
+        if isinstance(want[key], float):
+            assert got[key] == pytest.approx(want[key], rel=1e-12), (want["name"], key)
+        else:
+            assert got[key] == want[key], (want["name"], key, REGENERATE)
+
+
+def test_stored_designs_are_the_presets():
     assert tuple(presets.preset_names()) == preset_table.NAMES
-    for want, got in zip(live, stored, strict=True):
-        assert got.keys() == want.keys(), "regenerate: python -m npu_dse.preset_table"
-        for key, value in want.items():
-            if isinstance(value, float):
-                assert got[key] == pytest.approx(value, rel=1e-12), (want["name"], key)
-            else:
-                assert got[key] == value, (want["name"], key)
+    for name, got in zip(preset_table.NAMES, preset_table.ROWS, strict=True):
+        want = report.preset_dict(resolve_design(preset=name).config, 0.0)
+        assert got.keys() == want.keys(), REGENERATE
+        _same(got, want, [k for k in want if k != "full_load_power_w"])
+
+
+def test_stored_full_load_power_of_one_preset_is_the_exact_models():
+    got = preset_table.ROWS[preset_table.NAMES.index("edge-tpu-like")]
+    power = checks.full_load_power_w(resolve_design(preset="edge-tpu-like").config)
+    _same(got, {"name": got["name"], "full_load_power_w": power}, ["full_load_power_w"])
+
+
+@pytest.mark.slow  # a compilation of the full-load GEMM per preset
+def test_every_stored_row_is_what_compute_gives():
+    for got, want in zip(preset_table.ROWS, preset_table.compute(), strict=True):
+        assert got.keys() == want.keys(), REGENERATE
+        _same(got, want, want)
 
 
 def test_constants_the_cli_keeps_without_jax_match_their_sources():
@@ -29,11 +47,9 @@ def test_constants_the_cli_keeps_without_jax_match_their_sources():
 
 def test_write_regenerates_the_module_in_its_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(preset_table, "compute", lambda: preset_table.ROWS)
-    src = preset_table.__file__
+    text = Path(preset_table.__file__).read_text()
     path = tmp_path / "preset_table.py"
-    text = Path(src).read_text()
-    begin = text.index("ROWS: list[dict] = [")
-    end = text.index(preset_table.END)
+    begin, end = text.index("ROWS: list[dict] = ["), text.index(preset_table.END)
     path.write_text(text[:begin] + "ROWS: list[dict] = []\n" + text[end:])
     preset_table.write(path)
     assert path.read_text() == text
