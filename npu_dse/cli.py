@@ -33,7 +33,7 @@ from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, NPUConfig
 from hw.validate import MEMORY_MODELS
 from hw.x64 import x64
-from npu_dse import cli_llm, cli_models, cli_search, designs, report
+from npu_dse import cli_llm, cli_models, cli_search, cli_sensitivity, designs, report
 from npu_dse import workloads as topology
 from npu_dse.cli_errors import EXIT_USAGE, debug_requested, run_guarded  # noqa: F401 (API)
 from npu_dse.designs import DEFAULT_BASE as DEFAULT_PRESET
@@ -293,6 +293,17 @@ COMMANDS: tuple[Command, ...] = (
         "--space space.json --max-latency-s 0.005 --max-power-w 1 --json",
         cli_search.add_search_args,
         cli_search.run_search,
+    ),
+    Command(
+        "sensitivity",
+        "d log metric / d log parameter of a workload on one design, per layer's bottleneck",
+        cli_sensitivity.DESCRIPTION,
+        functools.partial(cli_sensitivity.add_sensitivity_args, add_design_args=add_design_args),
+        functools.partial(
+            cli_sensitivity.run_sensitivity,
+            design_from_args=design_from_args,
+            design_label=design_label,
+        ),
     ),
 )
 """The subcommands, in the order ``--help`` lists them."""
