@@ -25,17 +25,29 @@ token), ``roofline.csv`` and ``decode_vs_bound.png/svg``, ``bits.png/svg``,
 
 Command: ``.venv/bin/python experiments/exp_llm.py --out runs/exp_llm [--quick]``
 
-Run time on the 2-core CPU: about 3 minutes in full (most of it compiling one cost model
-per model depth and buffer organisation); about 15 s with ``--quick`` (gpt2, two NPUs, one
-GPU).
+Run time on the 2-core CPU: about 1 minute of CPU in full (2-3 minutes of wall time on a
+loaded machine; most of it compiling one cost model per model depth and buffer organisation);
+about 12 s of CPU with ``--quick`` (gpt2, two NPUs, one GPU).
 
-Expected headline (full): see ``headline.json``; the figures are quoted in the README's
-table of experiments. Caveat printed with the table: at batch 1 decode is a chain of
-matrix-vector products, and a weight-stationary R x C array spends ``2R + C - 1`` cycles
-loading each R x C weight fold for one token, so the laptop design ingests weights from its
-array far more slowly than its DRAM delivers them: decode is fill-bound, well below the
-bandwidth bound, and TOPS (clock, array shape) do matter there; an output-stationary array
-streams ``C`` weights per cycle and comes closer to the bound.
+Expected headline (full). Decode never exceeds the bound. ``laptop-npu-45tops`` at batch 1,
+w8 / a8 / kv8, context 1023: gpt2 369 tokens/s (bound 953), llama_3_2_1b 47.1 (108.5),
+llama_2_7b 8.70 (19.8), mistral_7b 8.33 (19.0); 1.13 J per token for llama_2_7b, 99.5 % of
+it DRAM (20.3 pJ/bit, ``hw.tech``'s DRAM figure); 0.12 of its 45.9 TOPS used. Prefill of 512
+tokens is compute-bound (llama_2_7b: 0.28 s, 23.8 TOPS achieved). The claim, llama_2_7b
+with 4-bit weights at batch 1: 8.70 tokens/s weight stationary, 23.7 output stationary (23 %
+and 62 % of the 136.5 GB/s bound); half the TOPS by half the clock halves both; by half the
+rows: x0.75 (ws), x1.02 (os); twice the bandwidth: x1.00; time to first token 0.29 s, x1.96
+at half the clock, x0.98 at twice the bandwidth. Weight bits (llama_2_7b, context 4095):
+output stationary 8.79 / 15.3 / 17.9 tokens/s at 16 / 8 / 4 bits (DRAM-bound at 16 and 8,
+fill-bound at 4), weight stationary 7.78 at all three.
+
+Caveat, printed with the table: at batch 1 decode is a chain of matrix-vector products. A
+weight-stationary R x C array spends ``2R + C - 1`` cycles loading each R x C weight fold for
+one token, so the laptop design takes weights in at 59.9 GB/s against 136.5 GB/s of DRAM:
+decode is fill-bound, at 39-44 % of the bandwidth bound, and fewer weight bits do not speed
+it up. An output-stationary array takes ``C`` weights per cycle (C x clock x bits / 8: 90 GB/s
+at 4 bits, 179 GB/s at 8) and reaches the bound at 8 and 16 bits. What decides decode is the
+array's edge times its clock and the DRAM bandwidth, not its TOPS (rows x columns).
 """
 
 from __future__ import annotations
@@ -124,6 +136,7 @@ def npu_row(model: str, design: str, cfg: NPUConfig, **request) -> dict:
         "dram_kv_cache_bytes": d["dram"]["kv_cache_bytes"],
         "dram_activations_bytes": d["dram"]["activations_bytes"],
         "limited_by": d["limited_by"],
+        "dram_energy_share": float(np.sum(rep.energy_dram_pj)) * 1e-12 / d["energy_j"],
         "intensity_ops_per_byte": 2.0 * d["macs"] / d["dram"]["total_bytes"],
         "achieved_tops": 2.0 * d["macs"] / latency / 1e12,
         "peak_tops": float(cfg.peak_ops_per_s) / 1e12,
@@ -160,6 +173,7 @@ def gpu_row(model: str, design: str, precision: str, phase: str, batch: int) -> 
         "fraction_of_bound": tokens / latency / bound,
         "latency_s": latency,
         "energy_per_token_j": float(np.sum(rep.energy_pj)) * 1e-12 / tokens,
+        "dram_energy_share": float(np.sum(rep.energy_dram_pj)) / float(np.sum(rep.energy_pj)),
         "dram_bytes_per_token": moved / tokens,
         "limited_by": "dram" if dram_s >= 0.9 * latency else "compute or launch",
         "intensity_ops_per_byte": 2.0 * macs / moved,
@@ -183,27 +197,33 @@ def phase_rows(models, designs: dict, phase: str, batches, gpus) -> list[dict]:
 
 
 def bits_rows(models) -> list[dict]:
-    """The laptop design: weights at 16/8/4 bits (16-bit cache), then the cache at 16/8/4
-    bits (4-bit weights); 16-bit activations, a long context, batch 1."""
-    cfg, rows = laptop_npu(), []
-    for model in models:
-        top = decoder.get_decoder(model).max_context
-        ctx = min(LONG_CONTEXT, top - 1)
-        for study, pairs in (("weights", [(w, 16) for w in BITS]), ("kv", [(4, k) for k in BITS])):
-            for w, kv in pairs:
-                row = npu_row(model, LAPTOP, cfg, context=ctx, w_bits=w, a_bits=16, kv_bits=kv)
-                rows.append({"study": study, "w_bits": w, "kv_bits": kv, "context": ctx, **row})
+    """The laptop design, weight and output stationary: weights at 16/8/4 bits (16-bit
+    cache), then the cache at 16/8/4 bits (4-bit weights); 16-bit activations, a long
+    context, batch 1."""
+    rows = []
+    studies = (("weights", [(w, 16) for w in BITS]), ("kv", [(4, k) for k in BITS]))
+    for dataflow in ("ws", "os"):
+        cfg = laptop_npu(dataflow)
+        for model in models:
+            ctx = min(LONG_CONTEXT, decoder.get_decoder(model).max_context - 1)
+            for study, pairs in studies:
+                for w, kv in pairs:
+                    widths = {"w_bits": w, "a_bits": 16, "kv_bits": kv}
+                    row = npu_row(model, LAPTOP, cfg, context=ctx, **widths)
+                    rows.append({"study": study, **widths, "context": ctx, **row})
     return rows
 
 
 def claim_rows(models) -> list[dict]:
-    """The laptop design against half its TOPS (half the clock) and twice its bandwidth."""
+    """The laptop design against half its TOPS (half the clock, or half the rows) and twice
+    its bandwidth."""
     rows = []
     for dataflow in ("ws", "os"):
         base = laptop_npu(dataflow)
         variants = {
             "base": base,
-            "half_tops": dataclasses.replace(base, clock_mhz=base.clock_mhz / 2),
+            "half_tops_clock": dataclasses.replace(base, clock_mhz=base.clock_mhz / 2),
+            "half_tops_rows": dataclasses.replace(base, rows=base.rows // 2),
             "double_bandwidth": dataclasses.replace(base, dram_bw_gbps=base.dram_bw_gbps * 2),
         }
         for model in models:
@@ -266,9 +286,12 @@ def bits_figure(rows: list[dict]):
     fig.delaxes(ax0)
     axes = fig.subplots(1, 2)
     for ax, study, key in zip(axes, ("weights", "kv"), ("w_bits", "kv_bits"), strict=True):
-        for model in dict.fromkeys(r["model"] for r in rows):
-            pts = [r for r in rows if r["study"] == study and r["model"] == model]
-            ax.plot([r[key] for r in pts], [r["tokens_per_s"] for r in pts], "o-", label=model)
+        for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
+            for df, style in (("ws", "o-"), ("os", "s--")):
+                pts = [r for r in rows if (r["study"], r["model"], r["dataflow"]) ==
+                       (study, model, df)]  # fmt: skip
+                xs, ys = [r[key] for r in pts], [r["tokens_per_s"] for r in pts]
+                ax.plot(xs, ys, style, color=f"C{i}", label=f"{model} {df}")
         ax.set(xlabel=key.replace("_", " "), ylabel="decode tokens/s", yscale="log")
         ax.set_xticks(BITS)
         what = "weights (16-bit cache)" if study == "weights" else "KV cache (4-bit weights)"
@@ -294,7 +317,7 @@ def roofline_figure(rows: list[dict], cfg: NPUConfig):
     ax.scatter([], [], color="gray", marker="s", label=f"prefill, prompt {PROMPT}")
     ax.scatter([], [], color="gray", marker="o", label="decode, batch 1 (hollow: 8)")
     ax.set(xscale="log", yscale="log", xlabel="ops per DRAM byte", ylabel="achieved ops/s")
-    ax.set_title("Roofline: prefill compute-side, decode on the bandwidth slope")
+    ax.set_title(f"{LAPTOP}: prefill near the compute roof, decode under the bandwidth slope")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
@@ -323,12 +346,40 @@ def claim_headline(rows: list[dict]) -> dict:
             rec["decode_fraction_of_bound"] = (
                 base["decode_tokens_per_s"] / base["decode_bound_tokens_per_s"]
             )
-            for v in ("half_tops", "double_bandwidth"):
+            for v in ("half_tops_clock", "half_tops_rows", "double_bandwidth"):
                 r = _pick(rows, model=model, dataflow=df, variant=v)
                 rec[f"{v}_decode_ratio"] = r["decode_tokens_per_s"] / base["decode_tokens_per_s"]
                 rec[f"{v}_ttft_ratio"] = r["time_to_first_token_s"] / base["time_to_first_token_s"]
             out[f"{model}_{df}"] = rec
     return out
+
+
+def verdict(claim: list[dict]) -> str:
+    """What the model says of "a 40-45 TOPS NPU runs local LLMs efficiently", in one line,
+    from the claim runs of the largest model there."""
+    model = claim[-1]["model"]
+    by = {(r["dataflow"], r["variant"]): r for r in claim if r["model"] == model}
+    ws, os_ = by["ws", "base"], by["os", "base"]
+
+    def ratio(df, v, key="decode_tokens_per_s"):
+        return by[df, v][key] / by[df, "base"][key]
+
+    return (
+        f"{model}, 4-bit weights, batch 1, on {ws['peak_tops']:.3g} TOPS and "
+        f"{ws['dram_bw_gbps']:.4g} GB/s: decode {ws['decode_tokens_per_s']:.3g} tokens/s (ws) "
+        f"/ {os_['decode_tokens_per_s']:.3g} (os), "
+        f"{ws['decode_tokens_per_s'] / ws['decode_bound_tokens_per_s']:.0%} / "
+        f"{os_['decode_tokens_per_s'] / os_['decode_bound_tokens_per_s']:.0%} of the bandwidth "
+        f"bound, {ws['decode_energy_per_token_j']:.3g} J per token (ws); half the TOPS by "
+        f"half the clock: x{ratio('ws', 'half_tops_clock'):.2f} / "
+        f"x{ratio('os', 'half_tops_clock'):.2f} tokens/s; by half the rows: "
+        f"x{ratio('ws', 'half_tops_rows'):.2f} / x{ratio('os', 'half_tops_rows'):.2f}; twice "
+        f"the bandwidth: x{ratio('ws', 'double_bandwidth'):.2f} / "
+        f"x{ratio('os', 'double_bandwidth'):.2f}. Time to first token ({PROMPT} tokens): "
+        f"{ws['time_to_first_token_s']:.3g} s (ws), x"
+        f"{ratio('ws', 'half_tops_clock', 'time_to_first_token_s'):.2f} at half the clock, x"
+        f"{ratio('ws', 'double_bandwidth', 'time_to_first_token_s'):.2f} at twice the bandwidth"
+    )
 
 
 def headline(decode, prefill, bits, claim) -> dict:
@@ -337,10 +388,11 @@ def headline(decode, prefill, bits, claim) -> dict:
         for m in dict.fromkeys(r["model"] for r in decode)
     }
     speed = {}
-    for m in dict.fromkeys(r["model"] for r in bits):
-        tps = [_pick(bits, model=m, study="weights", w_bits=b)["tokens_per_s"] for b in BITS]
-        kv = [_pick(bits, model=m, study="kv", kv_bits=b)["tokens_per_s"] for b in BITS]
-        speed[m] = {
+    for m, df in dict.fromkeys((r["model"], r["dataflow"]) for r in bits):
+        mine = [r for r in bits if (r["model"], r["dataflow"]) == (m, df)]
+        tps = [_pick(mine, study="weights", w_bits=b)["tokens_per_s"] for b in BITS]
+        kv = [_pick(mine, study="kv", kv_bits=b)["tokens_per_s"] for b in BITS]
+        speed[f"{m}_{df}"] = {
             "w8_over_w16": tps[1] / tps[0],
             "w4_over_w8": tps[2] / tps[1],
             "kv8_over_kv16": kv[1] / kv[0],
@@ -350,7 +402,14 @@ def headline(decode, prefill, bits, claim) -> dict:
         "laptop_decode_batch1_w8": {
             m: {
                 k: r[k]
-                for k in ("tokens_per_s", "bound_tokens_per_s", "energy_per_token_j", "limited_by")
+                for k in (
+                    "tokens_per_s",
+                    "bound_tokens_per_s",
+                    "energy_per_token_j",
+                    "dram_energy_share",
+                    "achieved_tops",
+                    "limited_by",
+                )
             }
             for m, r in lap.items()
         },
@@ -362,6 +421,7 @@ def headline(decode, prefill, bits, claim) -> dict:
         ),
         "bits_speedup": speed,
         "claim": claim_headline(claim),
+        "claim_verdict": verdict(claim),
         "caveat": caveat(decode),
     }
 
@@ -401,6 +461,7 @@ def main(argv=None) -> dict:
     head = headline(decode, prefill, bits, claim)
     print(_table(decode))
     print(head["caveat"])
+    print(head["claim_verdict"])
     return run.finish(head)
 
 
