@@ -104,6 +104,9 @@ class NPUConfig:
     tech: TechTable
     host_gops: Array = np.float64(50.0)  # host CPU fp32 throughput for fallback ops, Gop/s
     host_link_gbps: Array = np.float64(4.0)  # NPU <-> host link (PCIe 3.0 x4 class), GB/s
+    # Device DRAM capacity, GiB: what weights plus KV cache must fit in (npu_dse.llm).
+    # Default (assumption): 16 GiB, a laptop's LPDDR5X.
+    dram_capacity_gib: Array = np.float64(16.0)
     name: str = static("custom")
     unified_sram: bool = static(False)  # one buffer shared by the three operands
     dram_per_stream: bool = static(False)  # each of the 3 streams has its own dram_bw_gbps

@@ -114,6 +114,7 @@ _OVERRIDES = {
     "filter_kib": "filter_sram_kib",
     "ofmap_kib": "ofmap_sram_kib",
     "dram_bw": "dram_bw_gbps",
+    "dram_capacity_gib": "dram_capacity_gib",
     "w_bits": "w_bits",
     "a_bits": "a_bits",
     "acc_bits": "acc_bits",
@@ -156,6 +157,12 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         metavar="GBPS",
         help="DRAM bandwidth, GB/s (for each of the 3 streams where the preset's DRAM is per "
         "stream, as scalesim-32x32's)",
+    )
+    g.add_argument(
+        "--dram-capacity-gib",
+        type=float,
+        metavar="GIB",
+        help="device DRAM capacity, GiB (an LLM's weights plus KV cache must fit)",
     )
     for kind, what, hi in (
         ("w", "weight", 16),

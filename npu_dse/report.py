@@ -75,7 +75,8 @@ def _short(name: str) -> str:
 def design_dict(config: NPUConfig, base_preset: str) -> dict:
     """The design's values, with units in the key names."""
     fields = ("rows", "cols", "clock_mhz", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib")
-    fields += ("dram_bw_gbps", "w_bits", "a_bits", "acc_bits", "vector_lanes")
+    fields += ("dram_bw_gbps", "dram_capacity_gib", "w_bits", "a_bits", "acc_bits")
+    fields += ("vector_lanes",)
     out = {"name": config.name, "base_preset": base_preset, "dataflow": config.dataflow_name}
     out.update({f: number(getattr(config, f), f) for f in fields})
     out["unified_sram"] = bool(config.unified_sram)
