@@ -81,6 +81,7 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
     out["unified_sram"] = bool(config.unified_sram)
     out["dram_per_stream"] = bool(config.dram_per_stream)
     out["memory_model"] = config.memory_model
+    out["grouped_lowering"] = config.grouped_lowering
     out["node_nm"] = number(config.tech.node_nm, "node_nm")
     out["peak_tops"] = number(config.peak_ops_per_s / 1e12, "peak_tops")
     out["area_mm2"] = number(tech.area_mm2(config), "area_mm2")
@@ -109,6 +110,7 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         "name": name,
         "kind": kind,
         "on_host": bool(pick("on_host")),
+        "lowering": "channel_parallel" if bool(pick("channel_parallel")) else "gemm",
         "macs": count(pick("macs"), "macs"),
         **{f: count(pick(f), f) for f in cycles},
         "latency_s": number(np.asarray(rep.latency_s)[i], "latency_s"),
