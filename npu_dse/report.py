@@ -233,6 +233,8 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
         + [si(t["energy_j"], "J"), si(t["dram_bytes"], "B")]
     )
     mode = "DRAM stalls modelled" if stall else "no DRAM stalls (--no-stall)"
+    parallel = sum(r["lowering"] == "channel_parallel" for r in result["layers"])
+    lowering = f"   {parallel} grouped conv(s) channel-parallel (hw.grouped)" if parallel else ""
     summary = (
         f"latency {si(t['latency_s'], 's')}   energy {si(t['energy_j'], 'J')}   "
         f"avg power {si(t['power_w'], 'W')}   area {t['area_mm2']:.3g} mm^2   "
@@ -241,7 +243,7 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
     return "\n".join(
         [
             *_design_lines(d),
-            f"workload  {workload_label} ({len(result['layers'])} layers), {mode}",
+            f"workload  {workload_label} ({len(result['layers'])} layers), {mode}{lowering}",
             "",
             table(header, rows),
             "",

@@ -16,6 +16,7 @@ from hw.arith import EXACT, Arith
 from hw.types import DATAFLOWS, LayerBits, Mapping, canonical
 from hw.x64 import x64
 from npu_dse import simulate
+from npu_dse.cli import main
 from npu_dse.designs import config_to_dict, design_from_dict
 
 
@@ -219,3 +220,19 @@ def test_design_files_take_the_field_and_refuse_other_values():
     assert "auto, gemm" in msg
     with pytest.raises(ValueError, match="grouped_lowering"):
         design_from_dict({"grouped_lowering": 1})
+
+
+def test_the_cli_flag_and_the_text_report(tmp_path, capsys):
+    dw = {"name": "dw", "type": "conv2d", "ifmap_h": 14, "ifmap_w": 14, "channels": 64}
+    dw |= {"num_filters": 64, "filter_h": 3, "filter_w": 3, "padding": 1, "groups": 64}
+    path = tmp_path / "dw.json"
+    path.write_text(json.dumps({"name": "dw", "layers": [dw]}))
+    args = ["simulate", str(path), "--preset", "edge-tpu-like"]
+    assert main(args) == 0
+    assert "1 grouped conv(s) channel-parallel" in capsys.readouterr().out
+    assert main([*args, "--grouped-lowering", "gemm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["layers"][0]["lowering"] == "gemm" and out["design"]["grouped_lowering"] == "gemm"
+    assert main([*args, "--grouped-lowering", "columns"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--grouped-lowering" in err and "'columns'" in err
