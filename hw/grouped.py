@@ -41,6 +41,13 @@ sets fit the buffers (:func:`fits`).
 ``grouped_lowering = "auto"`` picks per layer the lowering with fewer exact compute cycles,
 ties to the GEMM lowering; both are computed and the pick is a ``jnp.where``, so the smooth
 model stays differentiable (the pick itself is made in exact arithmetic).
+
+>>> from hw.arith import EXACT
+>>> # depthwise 3x3 over 14x14x64 on a 32x32 ws array: M = 196, K = 9, N = 1, g = 64
+>>> int(64 * mac_array.compute_cycles(196, 9, 1, 32, 32, 1, EXACT))  # 64 folds of 290
+18560
+>>> int(compute_cycles(196, 9, 1, 64, 32, 32, 1, EXACT))  # 32 channels a fold: 2 folds
+580
 """
 
 from __future__ import annotations
