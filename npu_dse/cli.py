@@ -29,6 +29,7 @@ from dse import deadline
 from hw import presets
 from hw.bounds import InputError
 from hw.checks import FULL_LOAD_GEMM, full_load_power_w
+from hw.grouped import GROUPED_LOWERINGS
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, NPUConfig
 from hw.validate import MEMORY_MODELS
@@ -119,6 +120,7 @@ _OVERRIDES = {
     "a_bits": "a_bits",
     "acc_bits": "acc_bits",
     "memory_model": "memory_model",
+    "grouped_lowering": "grouped_lowering",
 }
 # Config field -> the flags that set it, for error messages.
 _FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in _OVERRIDES.items()}
@@ -175,6 +177,12 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         choices=MEMORY_MODELS,
         help="DRAM stall model: tiled (tiles that fit the buffers, roofline; the presets' "
         "default) or scalesim (SCALE-Sim 3.0.0's prefetcher, for parity with its USER mode)",
+    )
+    p.add_argument(
+        "--grouped-lowering",
+        choices=GROUPED_LOWERINGS,
+        help="grouped and depthwise convs: auto (per layer, per-group GEMMs or channel-parallel "
+        "columns; the default) or gemm (SCALE-Sim's per-group GEMMs)",
     )
     p.add_argument(
         "--unsupported",
