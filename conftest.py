@@ -69,7 +69,7 @@ def _mappings() -> int:
 
 
 def pytest_runtest_teardown(item, nextitem):
-    if nextitem is not None and nextitem.path == item.path:  # doctest items have no .module
+    if nextitem is not None and nextitem.path == item.path:  # same file (doctests have no module)
         return
     if _mappings() > MAPPINGS_CLEAR_AT:
         import jax

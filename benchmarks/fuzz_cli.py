@@ -5,9 +5,9 @@ A seeded generator builds each case from pools of hostile values (zero, negative
 belong, deep nesting, truncated files) mixed with good ones, so that many cases get past the
 first check: files (SCALE-Sim CSVs, workload JSON, design and space files, training and
 search checkpoints), flags and values, across every subcommand (``presets``, ``simulate``,
-``search``, ``train``, ``evaluate``) and the public API (``hw.validate.checked_evaluate``,
-``hw.layers``, ``npu_dse.simulate``, ``resolve_design``, ``design_from_dict``,
-``dse.Space.from_dict``). Each case is classified:
+``search``, ``train``, ``evaluate``, ``sensitivity``) and the public API
+(``hw.validate.checked_evaluate``, ``hw.layers``, ``npu_dse.simulate``, ``resolve_design``,
+``design_from_dict``, ``dse.Space.from_dict``). Each case is classified:
 
 - ``ok``: exit 0 (or a returned result) whose numbers are all finite and >= 0;
 - ``clean``: exit 2 with one line ``npu-dse: error: ...`` (or a one-line ``ValueError``);
@@ -60,8 +60,9 @@ JSON_ODDITIES += [
 PRESETS = presets.preset_names()
 CONV_HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
 CONV_HEADER += "Num Filter, Strides,"
-SIGNED_KEYS = frozenset()
-"""Output keys allowed to be negative (none of the subcommands prints a signed quantity)."""
+SIGNED_PARENTS = frozenset({"gradient", "exact"})
+"""Output keys under which numbers may be negative: ``sensitivity``'s derivatives (every other
+quantity printed is a count, time, energy, power, area, byte total or ratio)."""
 
 
 class Hang(Exception):
@@ -220,11 +221,15 @@ def _checkpoint_dir(r: random.Random, folder: Path, name: str) -> Path:
 
 def cli_case(r: random.Random, folder: Path) -> list[str]:
     """One command line (files written into ``folder``)."""
-    cmd = r.choices(["simulate", "search", "train", "evaluate", "presets"], [5, 3, 1, 1, 0.3])[0]
+    commands = ["simulate", "search", "train", "evaluate", "presets", "sensitivity"]
+    cmd = r.choices(commands, [5, 3, 1, 1, 0.3, 0.5])[0]
     if cmd == "presets":
         return ["presets", *r.sample([r.choice([*PRESETS, "x", ""]), "--json"], r.randint(0, 2))]
     if cmd == "simulate":
         return ["simulate", *_workload_file(r, folder), *_design_flags(r, folder), "--json"]
+    if cmd == "sensitivity":
+        args = ["sensitivity", *_workload_file(r, folder), *_design_flags(r, folder), "--json"]
+        return [*args, "--temperature", _num(r)] if r.random() < 0.3 else args
     if cmd == "evaluate":
         ckpt = _checkpoint_dir(r, folder, "model")
         return ["evaluate", "--checkpoint", str(ckpt), *_design_flags(r, folder), "--json"]
@@ -309,34 +314,35 @@ def api_case(r: random.Random, folder: Path):
 # ---- classification -------------------------------------------------------------------------
 
 
-def _numbers(value, key=""):
-    """``(key, number)`` for every number in a JSON-like value or a report's arrays."""
+def _numbers(value, signed=False):
+    """``(signed, number)`` for every number in a JSON-like value or a report's arrays;
+    ``signed`` when the number lies under a key of :data:`SIGNED_PARENTS`."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _numbers(v, str(k))
+            yield from _numbers(v, signed or str(k) in SIGNED_PARENTS)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _numbers(v, key)
+            yield from _numbers(v, signed)
     elif dataclasses.is_dataclass(value):
         for f in dataclasses.fields(value):
-            yield from _numbers(getattr(value, f.name), f.name)
+            yield from _numbers(getattr(value, f.name), signed or f.name in SIGNED_PARENTS)
     elif isinstance(value, bool | str) or value is None:
         return
     elif isinstance(value, int | float):
-        yield key, float(value)
+        yield signed, float(value)
     elif hasattr(value, "shape"):
         arr = np.asarray(value)
         if arr.dtype.kind in "iuf":
             for x in arr.astype(np.float64).reshape(-1):
-                yield key, float(x)
+                yield signed, float(x)
 
 
 def check_output(value) -> str:
     """``ok``, ``nonfinite`` or ``negative`` for what a case produced."""
-    for key, x in _numbers(value):
+    for signed, x in _numbers(value):
         if not math.isfinite(x):
             return "nonfinite"
-        if x < 0 and key not in SIGNED_KEYS:
+        if x < 0 and not signed:
             return "negative"
     return "ok"
 

@@ -30,6 +30,7 @@ EXPERIMENTS = (
     ("exp_array_scaling", "Array and buffer scaling, roofline"),
     ("exp_search_baselines", "Search against baselines"),
     ("exp_validation", "Validation against SCALE-Sim and datasheets"),
+    ("exp_llm", "LLM inference: tokens/s and energy per token against the bandwidth bound"),
 )
 
 

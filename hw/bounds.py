@@ -36,6 +36,8 @@ Ranges of the design (inclusive; ``CONFIG_RANGES``), each wider than any chip bu
   Cerebras WSE-2, Hot Chips 2021);
 - ``dram_bw_gbps``: 1e-3 GB/s to 1e5 GB/s (H200's HBM3e: 4.8 TB/s, NVIDIA datasheet 2024);
 - ``vector_lanes``: 1 to 2^20; ``host_gops``: 1e-3 to 1e9; ``host_link_gbps``: 1e-3 to 1e5;
+- ``dram_capacity_gib``: 1e-3 GiB (1 MiB) to 2^20 GiB (1 PiB, far above any accelerator's
+  memory; H200: 141 GB of HBM3e, NVIDIA datasheet 2024);
 - technology: energies and areas 0 to ``TECH_MAX`` (pJ, um^2, mW/mm^2), ``node_nm`` 1 to
   1000, ``sram_ref_kib`` as an SRAM buffer, ``sram_energy_exp`` 0 to 2 (CACTI's access energy
   grows about as size^0.5).
@@ -80,6 +82,7 @@ CONFIG_RANGES: dict[str, tuple[float, float, str]] = {
     "dram_bw_gbps": (*DRAM_BW_GBPS, "GB/s"),
     "host_gops": (1e-3, 1e9, "Gop/s"),
     "host_link_gbps": (1e-3, 1e5, "GB/s"),
+    "dram_capacity_gib": (1e-3, 2.0**20, "GiB"),
 }
 """Design field -> (smallest, largest, unit), inclusive."""
 

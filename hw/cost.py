@@ -3,6 +3,7 @@
 Per layer (``l``), with ``G`` GEMMs of one shape:
 
     compute_l = G * folds * fold_cycles                      (hw.mac_array, SCALE-Sim exact)
+                or the channel-parallel folds of a grouped conv   (hw.grouped)
     vector_l  = ceil(vector_ops / vector_lanes)
     dram_l    = DRAM bytes / (bytes per cycle)               (hw.memory)
     total_l   = max(compute_l + vector_l + host_l, dram_l) + prologue_l + epilogue_l
@@ -35,7 +36,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from hw import arith, mac_array, memory, scalesim_memory, schedule, tech
+from hw import arith, grouped, memory, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
 from hw.mapper import default_mapping, min_tiles  # noqa: F401 (re-exported)
 from hw.types import (
@@ -159,13 +160,15 @@ def evaluate(
     out_stays, in_chip = schedule.kept_on_chip(
         workload.kinds, config.unsupported_ops, config.fusion
     )
-    m, k, n, g = workload.gemm_m, workload.gemm_k, workload.gemm_n, workload.gemm_count
-    r, c, df = config.rows, config.cols, config.dataflow
+    g = workload.gemm_count
+    r, c = config.rows, config.cols
     g_npu = jnp.where(host, 0, g)
-    compute = g_npu * mac_array.compute_cycles(m, k, n, r, c, df, ar)
+    # Per-group GEMMs (SCALE-Sim) or channel-parallel, per config.grouped_lowering (hw.grouped).
+    compute, (sram_i, sram_f, sram_o), map_eff, channel_parallel = grouped.lower(
+        config, workload, mapping, bits, host, ar
+    )
     vector = jnp.where(host, 0, arith.ceil_div(workload.vector_ops, config.vector_lanes, ar))
     host_cycles, host_pj = _host(config, workload, bits, host, ar)
-    sram_i, sram_f, sram_o = mac_array.sram_traffic(m, k, n, r, c, df, ar)
     busy = compute + vector + host_cycles
     if config.memory_model == "scalesim":
         traffic, total = scalesim_memory.traffic_and_cycles(config, workload, bits, busy, ar)
@@ -177,9 +180,7 @@ def evaluate(
         total = arith.maximum(busy, dram, ar) + exposed
     if not stall:
         total = busy
-    sram = SramAccesses(
-        ifmap_reads=g_npu * sram_i, filter_reads=g_npu * sram_f, ofmap_writes=g_npu * sram_o
-    )
+    sram = SramAccesses(ifmap_reads=sram_i, filter_reads=sram_f, ofmap_writes=sram_o)
     energy = _energy(config, workload, bits, sram, traffic, ~host)
     seconds = total / (config.clock_mhz * 1e6)
     return CostReport(
@@ -189,9 +190,7 @@ def evaluate(
         dram_cycles=dram,
         stall_cycles=total - busy,
         total_cycles=total,
-        mapping_efficiency=jnp.where(
-            g_npu > 0, mac_array.mapping_efficiency(m, k, n, r, c, df, ar), 0.0
-        ),
+        mapping_efficiency=jnp.where(g_npu > 0, map_eff, 0.0),
         utilization=jnp.where(host, 0.0, workload.macs / (r * c * jnp.maximum(total, 1))),
         sram_ifmap_reads=sram.ifmap_reads,
         sram_filter_reads=sram.filter_reads,
@@ -205,6 +204,7 @@ def evaluate(
         energy_host_pj=host_pj,
         host_cycles=host_cycles,
         on_host=jnp.asarray(host),
+        channel_parallel=channel_parallel,
         clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
         area_mm2=tech.area_mm2(config),
         names=workload.names,

@@ -10,7 +10,8 @@ with ``E = ceil((H + 2 pad - D + s) / s)`` and ``D = dilation * (R - 1) + 1`` wh
 ``rounding="ceil"`` (SCALE-Sim's convention; it computes one extra, partial output when the
 stride does not divide ``H - D``) and ``E = floor((H + 2 pad - D) / s) + 1`` when
 ``rounding="floor"`` (frameworks' convention, the default). Depthwise conv is
-``groups = C = F``.
+``groups = C = F``. The cost model may run a conv's groups side by side on the array's
+columns instead of one GEMM after another (``hw.grouped``, ``NPUConfig.grouped_lowering``).
 
 >>> lay = conv2d("conv1", ifmap_h=8, ifmap_w=8, channels=3, num_filters=16, filter_h=3,
 ...              filter_w=3, stride=1)

@@ -30,6 +30,7 @@ def _config(
     bits: tuple[float, float, float],
     vector_lanes: int,
     node_nm: float,
+    dram_capacity_gib: float,
     unified_sram: bool = False,
     dram_per_stream: bool = False,
 ) -> NPUConfig:
@@ -53,6 +54,7 @@ def _config(
         acc_bits=acc,
         vector_lanes=np.int64(vector_lanes),
         tech=default_tech(node_nm),
+        dram_capacity_gib=np.float64(dram_capacity_gib),
         name=name,
         unified_sram=unified_sram,
         dram_per_stream=dram_per_stream,
@@ -64,7 +66,7 @@ def tpu_v1_like() -> NPUConfig:
     processing unit", ISCA 2017).
 
     - 256x256 8-bit MACs at 700 MHz, weight stationary: 2 * 65536 * 0.7e9 = 91.75 TOPS
-      (datasheet: 92 TOPS); 28 nm; DRAM (DDR3) 34 GB/s.
+      (datasheet: 92 TOPS); 28 nm; DRAM (DDR3) 34 GB/s, 8 GiB.
     - On chip: the 24 MiB unified buffer holds activations (ifmap); the 4 MiB of 32-bit
       accumulators hold outputs and partial sums (ofmap); the weight FIFO, four 64 KiB tiles
       deep, is the filter buffer (256 KiB). Separate buffers, as on the chip.
@@ -81,6 +83,7 @@ def tpu_v1_like() -> NPUConfig:
         bits=(8, 8, 32),
         vector_lanes=256,
         node_nm=28.0,
+        dram_capacity_gib=8.0,
     )
 
 
@@ -94,6 +97,7 @@ def edge_tpu_like() -> NPUConfig:
       a nominal 2 MiB ifmap, 4 MiB filter, 2 MiB ofmap split (assumption).
     - Assumption: 4 GB/s to DRAM, an LPDDR4 share in an SoC (the USB and PCIe modules reach
       host memory more slowly); 14 nm node; 64 vector lanes (one per column).
+    - Assumption: 1 GiB of DRAM, the LPDDR4 of the Coral Dev Board's 1 GB variant.
     """
     return _config(
         "edge-tpu-like",
@@ -106,6 +110,7 @@ def edge_tpu_like() -> NPUConfig:
         bits=(8, 8, 32),
         vector_lanes=64,
         node_nm=14.0,
+        dram_capacity_gib=1.0,
         unified_sram=True,
     )
 
@@ -120,6 +125,7 @@ def eyeriss_like() -> NPUConfig:
     - The global buffer is one pool (``unified_sram``), split 36/36/36 KiB as in that config.
     - Assumption: 0.72 GB/s to DRAM, a 64-bit bus at the chip's 90 MHz link clock; 14 vector
       lanes (one per column).
+    - Assumption: 1 GiB of DRAM (the paper's test setup does not state one).
     """
     return _config(
         "eyeriss-like",
@@ -132,6 +138,7 @@ def eyeriss_like() -> NPUConfig:
         bits=(16, 16, 16),
         vector_lanes=14,
         node_nm=65.0,
+        dram_capacity_gib=1.0,
         unified_sram=True,
     )
 
@@ -144,7 +151,8 @@ def scalesim_32x32() -> NPUConfig:
     - 8-bit operands, 32-bit accumulators, 45 nm (the anchor node).
     - Assumption: 1 GHz, so a cycle is a nanosecond; 16 GB/s per DRAM stream
       (``dram_per_stream``), i.e. setting B's 16 one-byte words per cycle.
-    - Assumption: 32 vector lanes (SCALE-Sim models no vector unit).
+    - Assumption: 32 vector lanes (SCALE-Sim models no vector unit); 16 GiB of DRAM (it
+      models no capacity either).
     """
     return _config(
         "scalesim-32x32",
@@ -157,6 +165,7 @@ def scalesim_32x32() -> NPUConfig:
         bits=(8, 8, 32),
         vector_lanes=32,
         node_nm=45.0,
+        dram_capacity_gib=16.0,
         dram_per_stream=True,
     )
 

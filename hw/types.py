@@ -104,6 +104,9 @@ class NPUConfig:
     tech: TechTable
     host_gops: Array = np.float64(50.0)  # host CPU fp32 throughput for fallback ops, Gop/s
     host_link_gbps: Array = np.float64(4.0)  # NPU <-> host link (PCIe 3.0 x4 class), GB/s
+    # Device DRAM capacity, GiB: what weights plus KV cache must fit in (npu_dse.llm).
+    # Default (assumption): 16 GiB, a laptop's LPDDR5X.
+    dram_capacity_gib: Array = np.float64(16.0)
     name: str = static("custom")
     unified_sram: bool = static(False)  # one buffer shared by the three operands
     dram_per_stream: bool = static(False)  # each of the 3 streams has its own dram_bw_gbps
@@ -115,6 +118,9 @@ class NPUConfig:
     unsupported_ops: tuple[str, ...] = static(())
     fusion: bool = static(True)  # keep fused intermediates on chip (hw.schedule)
     vector_precision: str = static("int16")  # arithmetic of the vector unit (hw.vector)
+    # Grouped and depthwise convs (hw.grouped): "auto" picks per layer between per-group GEMMs
+    # and channel-parallel columns; "gemm" keeps SCALE-Sim's per-group GEMMs.
+    grouped_lowering: str = static("auto")
 
     @property
     def dataflow_name(self) -> str:
@@ -270,6 +276,7 @@ class CostReport(WorkloadTotals):
     energy_host_pj: Array  # host compute and host-link transfers of fallback layers
     host_cycles: Array  # core cycles the NPU waits for fallback layers (host + link)
     on_host: Array  # bool: the layer ran on the host
+    channel_parallel: Array  # bool: groups spread across the columns (hw.grouped), not GEMMs
     fits: Array  # bool: the mapping's tiles fit the buffers
     clock_mhz: Array  # scalar, to turn cycles into seconds
     area_mm2: Array  # scalar, the design's area

@@ -24,6 +24,7 @@ import numpy as np
 
 from hw import bounds
 from hw.bounds import CONFIG_RANGES, TECH_MAX, TECH_RANGES, InputError
+from hw.grouped import GROUPED_LOWERINGS
 from hw.schedule import LAYER_KINDS
 from hw.types import DATAFLOWS, MEMORY_MODELS, NPUConfig, Workload
 from hw.vector import PRECISIONS
@@ -80,7 +81,8 @@ def validate_config(config: NPUConfig) -> NPUConfig:
     bandwidth, host rates and technology values, within the ranges of ``hw.bounds``;
     ``dataflow`` an integer in 0..2 (``DATAFLOWS``); ``w_bits`` and
     ``a_bits`` in 2..16, ``acc_bits`` in 2..32 (non-integer widths are allowed for smooth
-    search; legalized designs round them); ``memory_model`` one of :data:`MEMORY_MODELS`.
+    search; legalized designs round them); ``memory_model`` one of :data:`MEMORY_MODELS`;
+    ``grouped_lowering`` one of ``hw.grouped.GROUPED_LOWERINGS``.
     """
     for field in ("rows", "cols", "vector_lanes"):
         _check(field, getattr(config, field), _is_int, "an integer")
@@ -101,6 +103,12 @@ def validate_config(config: NPUConfig) -> NPUConfig:
         raise InvalidFieldError(
             "memory_model",
             f"memory_model must be one of {', '.join(MEMORY_MODELS)}, got {config.memory_model!r}",
+        )
+    if config.grouped_lowering not in GROUPED_LOWERINGS:
+        raise InvalidFieldError(
+            "grouped_lowering",
+            f"grouped_lowering must be one of {', '.join(GROUPED_LOWERINGS)}, "
+            f"got {config.grouped_lowering!r}",
         )
     if config.vector_precision not in PRECISIONS:
         raise InvalidFieldError(

@@ -58,7 +58,7 @@ class Command:
 
     name: str
     help: str
-    description: str
+    description: str | Callable[[], str]  # a function: imported only when needed
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
 
@@ -117,10 +117,12 @@ _OVERRIDES = {
     "filter_kib": "filter_sram_kib",
     "ofmap_kib": "ofmap_sram_kib",
     "dram_bw": "dram_bw_gbps",
+    "dram_capacity_gib": "dram_capacity_gib",
     "w_bits": "w_bits",
     "a_bits": "a_bits",
     "acc_bits": "acc_bits",
     "memory_model": "memory_model",
+    "grouped_lowering": "grouped_lowering",
 }
 # Config field -> the flags that set it, for error messages.
 _FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in _OVERRIDES.items()}
@@ -130,6 +132,7 @@ _FLAGS |= {"unsupported_ops": "--unsupported"}
 
 def add_design_args(p: argparse.ArgumentParser) -> None:
     """The design flags shared by ``simulate`` and ``evaluate`` (see :func:`design_from_args`)."""
+    from hw.grouped import GROUPED_LOWERINGS
     from hw.schedule import LAYER_KINDS
     from hw.types import DATAFLOWS
     from hw.validate import MEMORY_MODELS
@@ -164,6 +167,12 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         help="DRAM bandwidth, GB/s (for each of the 3 streams where the preset's DRAM is per "
         "stream, as scalesim-32x32's)",
     )
+    g.add_argument(
+        "--dram-capacity-gib",
+        type=float,
+        metavar="GIB",
+        help="device DRAM capacity, GiB (an LLM's weights plus KV cache must fit)",
+    )
     for kind, what, hi in (
         ("w", "weight", 16),
         ("a", "activation", 16),
@@ -175,6 +184,12 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         choices=MEMORY_MODELS,
         help="DRAM stall model: tiled (tiles that fit the buffers, roofline; the presets' "
         "default) or scalesim (SCALE-Sim 3.0.0's prefetcher, for parity with its USER mode)",
+    )
+    p.add_argument(
+        "--grouped-lowering",
+        choices=GROUPED_LOWERINGS,
+        help="grouped and depthwise convs: auto (per layer, per-group GEMMs or channel-parallel "
+        "columns; the default) or gemm (SCALE-Sim's per-group GEMMs)",
     )
     p.add_argument(
         "--unsupported",
@@ -340,6 +355,20 @@ COMMANDS: tuple[Command, ...] = (
         _lazy("cli_search", "add_search_args"),
         _jax(_lazy("cli_search", "run_search")),
     ),
+    Command(
+        "sensitivity",
+        "d log metric / d log parameter of a workload on one design, per layer's bottleneck",
+        lambda: importlib.import_module("npu_dse.cli_sensitivity").DESCRIPTION,
+        _lazy("cli_sensitivity", "add_sensitivity_args", add_design_args=add_design_args),
+        _jax(
+            _lazy(
+                "cli_sensitivity",
+                "run_sensitivity",
+                design_from_args=design_from_args,
+                design_label=design_label,
+            )
+        ),
+    ),
 )
 """The subcommands, in the order ``--help`` lists them."""
 
@@ -355,10 +384,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = None if argv is None else _command_named(argv)
     for cmd in COMMANDS:
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description)
+        full = argv is None or cmd.name == chosen
+        about = cmd.description() if full and callable(cmd.description) else cmd.description
+        p = sub.add_parser(cmd.name, help=cmd.help, description=about if full else None)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         compile_cache.add_argument(p, hidden=True)
-        if argv is None or cmd.name == chosen:
+        if full:
             cmd.add_arguments(p)
         p.set_defaults(run=cmd.run)
     return parser

@@ -3,7 +3,8 @@
 ``simulate`` hands over here when its TOPOLOGY names a decoder of ``models.decoder.ZOO``
 (``gpt2``, ``llama_3_2_1b``, ``llama_2_7b``, ``mistral_7b``; hyphens accepted). The design
 flags are ``simulate``'s: ``--w-bits`` is the weights' width, ``--a-bits`` the activations',
-and ``--kv-bits`` the KV cache's (default: the activations').
+and ``--kv-bits`` the KV cache's (default: the activations'). The device DRAM is the design's
+``dram_capacity_gib`` (``--dram-capacity-gib``); a model that does not fit it is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from models import decoder
 from npu_dse import report
 from npu_dse.designs import DesignFile
-from npu_dse.llm import DEFAULT_DRAM_GIB, PHASES, LLMRequest, simulate_llm
+from npu_dse.llm import PHASES, LLMRequest, simulate_llm
 
 
 def add_llm_args(p: argparse.ArgumentParser) -> None:
@@ -33,13 +34,6 @@ def add_llm_args(p: argparse.ArgumentParser) -> None:
             metavar="FMT",
             help=f"{what}: fp16, bf16, fp8 or int2-int16 (sets the width; default: integers)",
         )
-    g.add_argument(
-        "--dram-gib",
-        type=float,
-        default=DEFAULT_DRAM_GIB,
-        metavar="GIB",
-        help=f"device DRAM capacity, GiB (default {DEFAULT_DRAM_GIB:g})",
-    )
 
 
 def is_llm(topology: str) -> bool:
@@ -72,6 +66,11 @@ def format_llm(d: dict) -> str:
             + f" / {report.si(dram['activations_bytes'], 'B')}",
         ],
         ["resident weights / KV", f"{d['resident']['weights']} / {d['resident']['kv_cache']}"],
+        [
+            "DRAM held / capacity",
+            f"{report.si(d['memory']['total_bytes'], 'B')} / "
+            f"{report.si(d['memory']['capacity_bytes'], 'B')}",
+        ],
     ]
     head = f"{d['model']} {d['phase']} ({what}; {widths}) on {d['design']['name']}"
     return head + "\n" + report.table([["figure", "value"]], rows)
@@ -89,7 +88,6 @@ def run_llm(args: argparse.Namespace, design: DesignFile) -> int:
         w_format=args.w_format,
         a_format=args.a_format,
         kv_format=args.kv_format,
-        dram_gib=args.dram_gib,
     )
     result = simulate_llm(request, design).to_dict()
     print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_llm(result))

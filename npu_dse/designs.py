@@ -9,7 +9,8 @@ optionally, per-layer widths and mappings under ``layers`` keyed by layer name::
      "unified_sram": true, "dram_bw_gbps": 4.0, "dram_per_stream": false,
      "w_bits": 8, "a_bits": 8, "acc_bits": 32, "vector_lanes": 64,
      "vector_precision": "int16", "host_gops": 50.0, "host_link_gbps": 4.0,
-     "unsupported_ops": [], "fusion": true, "memory_model": "tiled",
+     "dram_capacity_gib": 1.0,
+     "unsupported_ops": [], "fusion": true, "memory_model": "tiled", "grouped_lowering": "auto",
      "tech": {"node_nm": 45.0, "mult_pj_8b": 0.2, ...},
      "layers": {"conv1": {"w_bits": 4, "a_bits": 8, "tile_m": 256, "tile_k": 27,
                           "tile_n": 16, "loop_order": "out"}}}
@@ -67,9 +68,12 @@ FIELDS: dict[str, str] = {
     "vector_precision": "arithmetic of the vector unit: int16, fp16 or fp32",
     "host_gops": "host CPU fp32 throughput for fallback layers, Gop/s",
     "host_link_gbps": "NPU-host link bandwidth, GB/s",
+    "dram_capacity_gib": "device DRAM capacity, GiB (weights plus KV cache of an LLM)",
     "unsupported_ops": "layer kinds the NPU cannot run (they fall back to the host)",
     "fusion": "true: fused intermediates stay on chip",
     "memory_model": "tiled (tiles and a roofline) or scalesim (SCALE-Sim's prefetcher)",
+    "grouped_lowering": "grouped/depthwise convs: auto (per layer, GEMMs or channel-parallel) "
+    "or gemm (SCALE-Sim's per-group GEMMs)",
 }
 """Hardware keys of a design file and their units (``tech`` keys: ``TECH_FIELDS``)."""
 
@@ -82,7 +86,7 @@ TILE_MAX = 2**32
 """Largest tile a file may give (a layer's own check then caps it at its dimension or 2^16)."""
 _INTS = ("rows", "cols", "w_bits", "a_bits", "acc_bits", "vector_lanes")
 _BOOLS = ("unified_sram", "dram_per_stream", "fusion")
-_TEXTS = ("name", "vector_precision", "memory_model")
+_TEXTS = ("name", "vector_precision", "memory_model", "grouped_lowering")
 _FLOATS = tuple(k for k in FIELDS if k not in (*_INTS, *_BOOLS, *_TEXTS, "dataflow"))
 
 

@@ -20,6 +20,12 @@ Figures (``batch`` sequences; the step is one prefill or one decode step):
                               tokens of all sequences)
     dram_bound_tokens_per_s = DRAM bandwidth / DRAM bytes per token
 
+Capacity. The weights (every parameter at ``w_bits``) and the KV cache after the step (at
+``kv_bits``) must fit in the design's device DRAM (``NPUConfig.dram_capacity_gib``);
+``fits_in_dram`` says whether they do. A model that does not fit is a one-line
+``ValueError``, unless ``require_fit=False`` asks for the figures anyway (nothing is spilled
+over the host link: they are the figures of a device that had the room).
+
 >>> from npu_dse import resolve_design
 >>> run = simulate_llm("gpt2", resolve_design(preset="edge-tpu-like"), phase="decode",
 ...                    context=127)
@@ -48,13 +54,10 @@ PHASES = ("prefill", "decode")
 
 _CLASSES = ("w", "a", "kv")
 
-DEFAULT_DRAM_GIB = 16.0
-"""Device DRAM capacity when none is given, GiB (assumption: a 16 GB LPDDR5X laptop)."""
-
 
 @dataclasses.dataclass(frozen=True)
 class LLMRequest:
-    """What to run: a zoo model, a phase and its sizes, the operand widths, the DRAM."""
+    """What to run: a zoo model, a phase and its sizes, the operand widths."""
 
     model: str
     phase: str = "decode"
@@ -69,7 +72,6 @@ class LLMRequest:
     w_format: str | None = None
     a_format: str | None = None
     kv_format: str | None = None
-    dram_gib: float = DEFAULT_DRAM_GIB  # device DRAM capacity, GiB
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,7 @@ class LLMSimulation:
     resident_kv: bool
     weights_bytes: float  # every parameter at w_bits
     kv_cache_bytes: float  # the cache after this step, at kv_bits
+    fits_in_dram: bool  # weights_bytes + kv_cache_bytes <= the design's DRAM capacity
 
     @property
     def tokens(self) -> int:
@@ -177,11 +180,13 @@ class LLMSimulation:
             "limited_by": self.limited_by(),
             "macs": int(np.sum(rep.macs)),
             "resident": {"weights": self.resident_weights, "kv_cache": self.resident_kv},
+            "fits_in_dram": self.fits_in_dram,
             "memory": {
-                "dram_capacity_gib": r.dram_gib,
                 "weights_bytes": self.weights_bytes,
                 "kv_cache_bytes": self.kv_cache_bytes,
-                "fits": True,
+                "total_bytes": self.weights_bytes + self.kv_cache_bytes,
+                "capacity_bytes": capacity_bytes(self.config),
+                "dram_capacity_gib": float(self.config.dram_capacity_gib),
             },
             "design": report.design_dict(self.config, self.config.name),
         }
@@ -238,8 +243,6 @@ def _check_request(r: LLMRequest) -> None:
         value = getattr(r, name)
         if value is not None and not 2 <= value <= 16:
             raise ValueError(f"{name} must be between 2 and 16 bits, got {value!r}")
-    if not r.dram_gib > 0:
-        raise ValueError(f"DRAM capacity must be > 0 GiB, got {r.dram_gib!r}")
 
 
 def operand_formats(r: LLMRequest, config: NPUConfig) -> tuple:
@@ -262,19 +265,30 @@ def operand_formats(r: LLMRequest, config: NPUConfig) -> tuple:
     return w, a, pick("kv", r.kv_format, r.kv_bits)
 
 
-def _footprint(r: LLMRequest, cfg: decoder.DecoderConfig, w_bits, kv_bits) -> tuple:
-    """``(weights, KV cache)`` bytes in DRAM after the step; one line if they do not fit."""
+def capacity_bytes(config: NPUConfig) -> float:
+    """The design's device DRAM, bytes: ``dram_capacity_gib * 2^30``."""
+    return float(config.dram_capacity_gib) * 2.0**30
+
+
+def footprint_bytes(r: LLMRequest, cfg: decoder.DecoderConfig, w_bits, kv_bits) -> tuple:
+    """``(weights, KV cache)`` bytes in DRAM after the step: every parameter at ``w_bits``,
+    the cache of ``batch`` sequences holding the prompt (prefill) or ``context + 1`` tokens
+    (decode, at most the sliding window) at ``kv_bits``."""
     weights = decoder.param_count(cfg) * w_bits / 8.0
     held = r.prompt if r.phase == "prefill" else r.context + 1
-    kv = decoder.kv_cache_elems(cfg, held, r.batch) * kv_bits / 8.0
-    have = r.dram_gib * 2.0**30
-    if weights + kv > have:
-        raise ValueError(
-            f"{cfg.name} does not fit the device DRAM: weights {weights / 2**30:.3g} GiB at "
-            f"{w_bits:g} bits + KV cache {kv / 2**30:.3g} GiB at {kv_bits:g} bits > "
-            f"{r.dram_gib:g} GiB; use fewer bits, a smaller batch or context, or more DRAM"
-        )
-    return weights, kv
+    return weights, decoder.kv_cache_elems(cfg, held, r.batch) * kv_bits / 8.0
+
+
+def fit_error(name: str, config: NPUConfig, weights, kv, w_bits, kv_bits) -> str | None:
+    """One line when ``weights + kv`` bytes exceed the design's DRAM, else ``None``."""
+    if weights + kv <= capacity_bytes(config):
+        return None
+    return (
+        f"{name} does not fit the device DRAM: weights {weights / 2**30:.3g} GiB at "
+        f"{w_bits:g} bits + KV cache {kv / 2**30:.3g} GiB at {kv_bits:g} bits > "
+        f"dram_capacity_gib {float(config.dram_capacity_gib):g}; use fewer bits, a smaller "
+        "batch or context, or more DRAM (--dram-capacity-gib)"
+    )
 
 
 def llm_workload(request: LLMRequest) -> Workload:
@@ -288,13 +302,18 @@ def llm_workload(request: LLMRequest) -> Workload:
 @boundary
 @x64
 def simulate_llm(
-    model: str | LLMRequest, design: DesignFile | NPUConfig, **request
+    model: str | LLMRequest,
+    design: DesignFile | NPUConfig,
+    *,
+    require_fit: bool = True,
+    **request,
 ) -> LLMSimulation:
     """Run one prefill or decode step of a zoo decoder on ``design`` (see the module docs).
 
     ``model`` is a zoo name (with the :class:`LLMRequest` fields as keywords) or a request.
     Raises ``ValueError`` (one line) for a bad request, a model whose weights and KV cache
-    exceed the DRAM, or a layer whose tiles do not fit the buffers.
+    exceed the design's DRAM (unless ``require_fit`` is false: the result then says
+    ``fits_in_dram`` false), or a layer whose tiles do not fit the buffers.
     """
     r = model if isinstance(model, LLMRequest) else LLMRequest(model, **request)
     _check_request(r)
@@ -302,10 +321,13 @@ def simulate_llm(
     config = design.config if isinstance(design, DesignFile) else design
     fmts = operand_formats(r, config)
     w, a, kv = (float(f.bits) for f in fmts)
-    weights_bytes, kv_bytes = _footprint(r, cfg, w, kv)
     config = validate_config(
         dataclasses.replace(config, w_bits=np.float64(max(w, kv)), a_bits=np.float64(a))
     )
+    weights_bytes, kv_bytes = footprint_bytes(r, cfg, w, kv)
+    too_big = fit_error(cfg.name, config, weights_bytes, kv_bytes, w, kv)
+    if too_big is not None and require_fit:
+        raise ValueError(too_big)
     workload = llm_workload(r)
     bits = operand_bits(workload, w, a, kv)
     room = resident_bytes(config) if r.phase == "decode" else 0.0
@@ -319,5 +341,15 @@ def simulate_llm(
         pairs = [(fmts[2] if k == "matmul" else fmts[0], fmts[1]) for k in workload.kinds]
         rep = formats.reprice(rep, config, pairs)
     return LLMSimulation(
-        r, config, workload, bits, rep, fmts, res_w, res_kv, weights_bytes, kv_bytes
+        r,
+        config,
+        workload,
+        bits,
+        rep,
+        fmts,
+        res_w,
+        res_kv,
+        weights_bytes,
+        kv_bytes,
+        too_big is None,
     )

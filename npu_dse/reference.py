@@ -124,6 +124,7 @@ def design_for(row: ReferenceRow, memory_model: str = "scalesim"):
             acc_bits=8.0,
             dram_per_stream=True,
             memory_model=memory_model,
+            grouped_lowering="gemm",  # SCALE-Sim runs a conv's groups as one GEMM each
         )
     )
 

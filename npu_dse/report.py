@@ -78,12 +78,14 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
     from hw import tech
 
     fields = ("rows", "cols", "clock_mhz", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib")
-    fields += ("dram_bw_gbps", "w_bits", "a_bits", "acc_bits", "vector_lanes")
+    fields += ("dram_bw_gbps", "dram_capacity_gib", "w_bits", "a_bits", "acc_bits")
+    fields += ("vector_lanes",)
     out = {"name": config.name, "base_preset": base_preset, "dataflow": config.dataflow_name}
     out.update({f: number(getattr(config, f), f) for f in fields})
     out["unified_sram"] = bool(config.unified_sram)
     out["dram_per_stream"] = bool(config.dram_per_stream)
     out["memory_model"] = config.memory_model
+    out["grouped_lowering"] = config.grouped_lowering
     out["node_nm"] = number(config.tech.node_nm, "node_nm")
     out["peak_tops"] = number(config.peak_ops_per_s / 1e12, "peak_tops")
     out["area_mm2"] = number(tech.area_mm2(config), "area_mm2")
@@ -113,6 +115,7 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         "name": name,
         "kind": kind,
         "on_host": bool(pick("on_host")),
+        "lowering": "channel_parallel" if bool(pick("channel_parallel")) else "gemm",
         "macs": count(pick("macs"), "macs"),
         **{f: count(pick(f), f) for f in cycles},
         "latency_s": number(np.asarray(rep.latency_s)[i], "latency_s"),
@@ -235,6 +238,8 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
         + [si(t["energy_j"], "J"), si(t["dram_bytes"], "B")]
     )
     mode = "DRAM stalls modelled" if stall else "no DRAM stalls (--no-stall)"
+    parallel = sum(r["lowering"] == "channel_parallel" for r in result["layers"])
+    lowering = f"   {parallel} grouped conv(s) channel-parallel (hw.grouped)" if parallel else ""
     summary = (
         f"latency {si(t['latency_s'], 's')}   energy {si(t['energy_j'], 'J')}   "
         f"avg power {si(t['power_w'], 'W')}   area {t['area_mm2']:.3g} mm^2   "
@@ -243,7 +248,7 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
     return "\n".join(
         [
             *_design_lines(d),
-            f"workload  {workload_label} ({len(result['layers'])} layers), {mode}",
+            f"workload  {workload_label} ({len(result['layers'])} layers), {mode}{lowering}",
             "",
             table(header, rows),
             "",

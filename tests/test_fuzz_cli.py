@@ -56,3 +56,8 @@ def test_outputs_are_checked():
     assert fuzz_cli.check_output({"total": {"energy_j": float("inf")}}) == "nonfinite"
     assert fuzz_cli.check_output({"layers": [{"total_cycles": -3}]}) == "negative"
     assert fuzz_cli.check_output({"x": [1, 2.5]}) == "ok"
+    # sensitivity's derivatives are signed; nothing else is, even under the same key names
+    assert fuzz_cli.check_output({"gradient": {"latency_s": {"rows": -1.0}}}) == "ok"
+    assert fuzz_cli.check_output({"layers": [{"exact": {"w_bits": -0.5}}]}) == "ok"
+    assert fuzz_cli.check_output({"hardware": {"rows": -1.0}}) == "negative"
+    assert fuzz_cli.check_output({"gradient": {"rows": float("nan")}}) == "nonfinite"

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from hw import cost, layers
-from models.decoder import ZOO
-from npu_dse import resolve_design
+from hw import cost, layers, presets
+from models.decoder import ZOO, param_count
+from npu_dse import designs, resolve_design
 from npu_dse.cli import main
 from npu_dse.llm import LLMRequest, operand_bits, simulate_llm
 
@@ -109,16 +109,65 @@ def test_weights_stay_resident_when_they_fit_on_chip():
     big = _edge(sram_kib=256 * 1024)  # 128 MiB may stay: gpt2 at 4 bits is 62 MB
     res = simulate_llm("gpt2", big, context=63, w_bits=4)
     assert res.resident_weights and res.dram_split()["weights_bytes"] == 0
-    streamed = simulate_llm("gpt2", big, context=63, w_bits=4, dram_gib=1)
-    assert streamed.to_dict()["memory"]["fits"]
+    streamed = simulate_llm("gpt2", _edge(dram_capacity_gib=1), context=63, w_bits=4)
+    assert streamed.to_dict()["fits_in_dram"]
     prefill = simulate_llm("gpt2", big, phase="prefill", prompt=16, w_bits=4)
     assert not prefill.resident_weights  # loaded once per prompt
 
 
 def test_a_model_that_does_not_fit_the_dram_is_refused_in_one_line():
-    request = LLMRequest("llama_2_7b", w_bits=16, a_bits=16, dram_gib=8)
+    request = LLMRequest("llama_2_7b", w_bits=16, a_bits=16)
+    tpu = resolve_design(preset="tpu-v1-like")  # 8 GiB of DDR3: 13.5 GB of fp16 weights
     with pytest.raises(ValueError, match=r"^llama_2_7b does not fit the device DRAM: weights "):
-        simulate_llm(request, _edge())
+        simulate_llm(request, tpu)
+
+
+def test_presets_carry_their_dram_capacity():
+    assert float(presets.get_preset("tpu-v1-like").dram_capacity_gib) == 8.0  # Jouppi 2017
+    for name in presets.preset_names():
+        design = designs.design_from_dict(designs.config_to_dict(presets.get_preset(name)))
+        assert design.config.dram_capacity_gib == presets.get_preset(name).dram_capacity_gib
+    spec = {"base": "edge-tpu-like", "dram_capacity_gib": 2.5}
+    assert float(designs.design_from_dict(spec).config.dram_capacity_gib) == 2.5
+    for bad in (0, 2.0**21, -1.0):
+        with pytest.raises(
+            ValueError, match=r"^design: 'dram_capacity_gib' must be in 0.001..1048576 GiB, got "
+        ):
+            designs.design_from_dict({"dram_capacity_gib": bad})
+
+
+def test_the_fit_is_weights_plus_cache_against_the_design_capacity():
+    """At w8 / kv8, gpt2 holds its parameters plus 2 * 12 * 768 bytes per cached token; a
+    capacity one byte below that refuses it, the exact figure fits."""
+    held = param_count(GPT2) + 2 * 12 * 768 * (63 + 1)
+    exact = _edge(dram_capacity_gib=held / 2**30)
+    d = simulate_llm("gpt2", exact, context=63).to_dict()
+    assert d["fits_in_dram"] and d["memory"]["total_bytes"] == held
+    assert d["memory"]["capacity_bytes"] == pytest.approx(held, rel=1e-15)
+    assert (d["memory"]["weights_bytes"], d["memory"]["dram_capacity_gib"]) == (
+        param_count(GPT2),
+        held / 2**30,
+    )
+    short = _edge(dram_capacity_gib=(held - 1) / 2**30)
+    with pytest.raises(ValueError, match="does not fit the device DRAM"):
+        simulate_llm("gpt2", short, context=63)
+    loose = simulate_llm("gpt2", short, context=63, require_fit=False).to_dict()
+    assert not loose["fits_in_dram"]
+    assert loose["tokens_per_s"] == d["tokens_per_s"]  # the capacity changes nothing else
+
+
+def test_cli_refuses_a_model_above_the_design_capacity(capsys):
+    edge = ["simulate", "gpt2", "--preset", "edge-tpu-like", "--context", "63"]
+    assert main([*edge, "--dram-capacity-gib", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("npu-dse: error: gpt2 does not fit the device DRAM") and "\n" not in err
+    assert "dram_capacity_gib 0.1" in err
+    assert main([*edge, "--dram-capacity-gib", "0"]) == 2
+    assert "(set with --dram-capacity-gib)" in capsys.readouterr().err
+    assert main([*edge, "--dram-capacity-gib", "0.2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["fits_in_dram"] and d["memory"]["capacity_bytes"] == 0.2 * 2**30
+    assert d["design"]["dram_capacity_gib"] == 0.2
 
 
 def test_cli_simulate_takes_a_decoder_and_prints_the_llm_figures(capsys):
