@@ -305,18 +305,15 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, precision: str = "fp32"):
         var = jnp.mean(jnp.square(h.astype(jnp.float32) - mean), -1, keepdims=True)
         y = (h - mean.astype(_F16)) * jax.lax.rsqrt(var + eps).astype(_F16)
         return (y * gamma.astype(_F16) + beta.astype(_F16)).astype(jnp.float32)
-    if x.shape[-1] >= 2**14:  # the row sum of 16-bit codes no longer fits int32
-        return _layernorm_int16(x, gamma, beta, eps, _WIDE)
-    fg, fb = _frac_bits(gamma), _frac_bits(beta)
-    # |y gamma| < 2^30 and |beta| 2^(11 + fg - fb) < 2^27: the affine fits int32
-    return _narrow_when(11 + fg - fb <= 12, lambda t: _layernorm_int16(x, gamma, beta, eps, t))
+    fits = x.shape[-1] < 2**14  # the row sum of 16-bit codes fits int32
+    return _layernorm_int16(x, gamma, beta, eps, jnp.int32 if fits else _WIDE)
 
 
 def _layernorm_int16(x, gamma, beta, eps, dtype):
-    """int16 layernorm (see :func:`layernorm`) computed in ``dtype``: codes, their row sum and
-    deviations (17 bits) in ``dtype``; the squares (34 bits) summed exactly in float64
-    (below 2^53 for rows under 2^19), the per-row mean, variance and sigma and the division
-    ``dev 2^20`` (38 bits) in int64; the affine in ``dtype`` (the caller checks its range)."""
+    """int16 layernorm (see :func:`layernorm`): codes, their row sum and deviations (17 bits)
+    in ``dtype``; the squares (34 bits) summed exactly in float64 (below 2^53 for rows under
+    2^19); the per-row variance and sigma, the division ``dev 2^20 / sigma`` (38 bits) and the
+    affine (``beta`` shifted by up to 35 bits, as gamma's and beta's scales fall) in int64."""
     n = x.shape[-1]
     f = _frac_bits(x)
     q = _quant(x, f, dtype)
@@ -330,8 +327,7 @@ def _layernorm_int16(x, gamma, beta, eps, dtype):
     dev = dev.astype(_WIDE)
     y = _sat(_floordiv(2 * (dev << 19) + sigma, 2 * sigma))  # Q4.11: dev 2^19 / sigma, rounded
     fg, fb = _frac_bits(gamma), _frac_bits(beta)
-    beta_q = _shift(_quant(beta, fb, dtype), 11 + fg - fb)
-    acc = y.astype(dtype) * _quant(gamma, fg, dtype) + beta_q
+    acc = y * _quant(gamma, fg) + _shift(_quant(beta, fb), 11 + fg - fb)
     return _requant(acc, 11 + fg)
 
 
