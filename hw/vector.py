@@ -14,8 +14,9 @@ Every op takes float arrays (the dequantized values an NPU holds), returns float
   values saturate to 16 bits. Non-linear ops follow I-BERT (Kim et al., ICML 2021): i-exp with
   a Newton-Raphson reciprocal for softmax, i-GELU, integer mean/variance and i-sqrt for
   layernorm. Intermediates fit 32 bits except softmax's exponential sum and its product with
-  the reciprocal, and layernorm's variance and division (up to 48 bits, as a wide accumulator
-  would hold them); the simulation holds all integers in int64.
+  the reciprocal, and layernorm's variance, division and affine (up to 50 bits, as a wide
+  accumulator would hold them); the simulation holds integers in int32 where their bounds
+  (derived from the widths, per op) allow and in int64 elsewhere, with the same bits.
 
 ``ERROR_BOUNDS[(op, precision)]`` is the largest absolute error against fp32 over the
 documented input range, checked by tests. Simple ops' bounds are worst cases by analysis (half
