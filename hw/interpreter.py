@@ -108,6 +108,7 @@ class Runner:
     def vector_op(self, kind: str, fn, q, in_qp, out_qp):
         """Dequantize, apply ``fn(x, precision)`` on the vector unit or the host, requantize."""
         precision = "fp32" if kind in self.host else self.precision
+        q = jax.lax.optimization_barrier(q)
         return quant.quantize(fn(quant.dequantize(q, in_qp), precision), out_qp)
 
     def bmm(self, a, b, name: str, a_bits: int, b_bits: int):

@@ -145,8 +145,22 @@ def _requant(acc, frac):
     """A wide accumulator with ``frac`` fractional bits stored as a 16-bit word, dequantized.
     The word's scale ``f`` makes ``|acc| 2^(f - frac) <= 2^15``: a right shift by at most
     ``frac - 14 + log2 max|acc|`` (17 for an int32 ``acc`` and ``frac <= 35``)."""
+    acc = _held(acc)
     f = _frac_bits(_dequant(acc, frac))
     return _dequant(_sat(_shift(acc, f - frac)), f)
+
+
+def _int_sum(q, axis: int):
+    """The sum of integers ``q`` along ``axis`` (kept), in ``q``'s dtype (the caller bounds
+    it), accumulated in float64: exact below 2^53 in any order, and XLA's float reductions
+    are the vectorised ones on CPU."""
+    return jnp.sum(q.astype(jnp.float64), axis, keepdims=True).astype(q.dtype)
+
+
+def _held(q):
+    """``q`` (arrays) computed once and stored: XLA would otherwise recompute the arithmetic
+    that produced it inside each pass that reads it (a per-row value in every element)."""
+    return jax.lax.optimization_barrier(q)
 
 
 def _iexp(d):
@@ -186,7 +200,7 @@ def _divide_uq16(e, s):
     live = s > 0
     s = jnp.where(live, s, 1)
     k = jnp.iinfo(s.dtype).bits - 1 - jax.lax.clz(s)
-    r = _reciprocal(_shift(s, 14 - k))
+    k, r = _held((k, _reciprocal(_shift(s, 14 - k))))  # once per row
     q = _shift(e.astype(_WIDE) * r, (1 - k).astype(_WIDE))
     return jnp.where(live, jnp.minimum(q, 2**16 - 1), 0).astype(e.dtype)
 
@@ -210,6 +224,16 @@ def _isqrt(n):
     for _ in range(8):
         x = jnp.minimum(x, (x + jax.lax.div(n, jnp.maximum(x, 1))) >> 1)
     return x
+
+
+def _isqrt_by_float(n):
+    """:func:`_isqrt` on its domain ``0 <= n < 2^62`` (the same values), in one pass: the
+    float64 root is within ``2^-21`` of ``sqrt(n)``, so its floor is off by at most one, which
+    one exact comparison each way corrects (``(s + 1)^2 < 2^63``). The hardware iterates
+    Newton's steps; the simulation takes this shortcut to the same integers."""
+    s = jnp.floor(jnp.sqrt(n.astype(jnp.float64))).astype(jnp.int64)
+    s = jnp.where(s * s > n, s - 1, s)
+    return jnp.where((s + 1) * (s + 1) <= n, s + 1, s)
 
 
 def _narrow_when(fits, kernel):
@@ -270,9 +294,10 @@ def _softmax_int16(x, keep, axis: int, dtype):
     ``n _IEXP_MAX``."""
     f = _frac_bits(jnp.where(keep, x, 0))
     q = jnp.where(keep, _quant(x, f, dtype), _WORD_MIN)
-    d = jnp.maximum(_shift(q - q.max(axis, keepdims=True), 11 - f), _WORD_MIN)
-    e = jnp.where(keep & (d > _WORD_MIN), _iexp(d), 0)
-    return _dequant(_divide_uq16(e, e.sum(axis, keepdims=True)), 16)
+    top = jnp.max(q.astype(jnp.float32), axis, keepdims=True).astype(dtype)  # 16-bit: exact
+    d = jnp.maximum(_shift(q - top, 11 - f), _WORD_MIN)
+    e = _held(jnp.where(keep & (d > _WORD_MIN), _iexp(d), 0))
+    return _dequant(_divide_uq16(e, _int_sum(e, axis)), 16)
 
 
 @x64
@@ -281,9 +306,10 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, precision: str = "fp32"):
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance).
 
     int16 (as I-BERT): integer mean and variance (rounded integer divisions), ``sigma =
-    i-sqrt((var + eps) 2^16)`` with 8 extra fractional bits, ``(x - mean) / sigma`` in Q4.11
-    (saturating at |16|, reached only beyond 16 standard deviations, i.e. > 257 features),
-    then ``* gamma + beta`` at their own per-tensor scales, stored at the output's scale.
+    i-sqrt((var + eps) 2^16)`` with 8 extra fractional bits (exact below 2^62: for eps < 1/4),
+    ``(x - mean) / sigma`` in Q4.11 (saturating at |16|, reached only beyond 16 standard
+    deviations, i.e. > 257 features), then ``* gamma + beta`` at their own per-tensor scales,
+    stored at the output's scale.
     fp16: ``x``, ``x - mean``, the scaled result and the affine in float16; mean and variance
     accumulated in float32, ``rsqrt(var + eps)`` in float32 then rounded to float16.
 
@@ -318,13 +344,13 @@ def _layernorm_int16(x, gamma, beta, eps, dtype):
     n = x.shape[-1]
     f = _frac_bits(x)
     q = _quant(x, f, dtype)
-    dev = q - (2 * q.sum(-1, keepdims=True) + n) // (2 * n)
+    dev = q - (2 * _int_sum(q, -1) + n) // (2 * n)
     if dtype == _WIDE:
         squares = jnp.sum(dev * dev, -1, keepdims=True)
     else:
         squares = jnp.sum(jnp.square(dev.astype(jnp.float64)), -1, keepdims=True).astype(_WIDE)
     var = (2 * squares + n) // (2 * n)  # scale 2^-2f
-    sigma = _isqrt((var + jnp.round(jnp.ldexp(eps, 2 * f)).astype(_WIDE)) << 16)
+    sigma = _held(_isqrt_by_float((var + jnp.round(jnp.ldexp(eps, 2 * f)).astype(_WIDE)) << 16))
     dev = dev.astype(_WIDE)
     y = _sat(_floordiv(2 * (dev << 19) + sigma, 2 * sigma))  # Q4.11: dev 2^19 / sigma, rounded
     fg, fb = _frac_bits(gamma), _frac_bits(beta)

@@ -164,7 +164,8 @@ def test_int16_isqrt_is_exact():
     n = np.concatenate([np.arange(300), rng.integers(0, 2**62, 2000), k * k, k * k - 1])
     with jax.enable_x64(True):  # as inside the int16 vector ops
         got = vector._isqrt(jnp.asarray(n, jnp.int64))
-    assert got.tolist() == [math.isqrt(int(v)) for v in n]
+        by_float = vector._isqrt_by_float(jnp.asarray(n, jnp.int64))
+    assert got.tolist() == [math.isqrt(int(v)) for v in n] == by_float.tolist()
 
 
 def test_jit_equals_no_jit_and_no_recompile():
