@@ -108,9 +108,11 @@ def _frac_bits(x):
 
 
 def _pow2(n):
-    """``2^n`` as float32 for an integer scalar ``n`` in [-126, 127]; multiplying by it is
-    exact (as ``ldexp``) wherever the product neither overflows nor leaves the normal range."""
-    return jnp.ldexp(jnp.float32(1), n)
+    """``2^n`` as float32 for an integer scalar ``n`` in [-126, 127] (its exponent field, one
+    instruction); multiplying by it is exact (as ``ldexp``) wherever the product neither
+    overflows nor leaves the normal range."""
+    biased = jnp.left_shift(jnp.asarray(n).astype(jnp.int32) + 127, 23)
+    return jax.lax.bitcast_convert_type(biased, jnp.float32)
 
 
 def _sat(q):
