@@ -64,11 +64,13 @@ def _operand(name: str, x):
     return x
 
 
-def _value_ranges(a, w) -> tuple[int, int, int, int]:
+def _value_ranges(a, w, known=None) -> tuple[int, int, int, int]:
     """``(min a, max a, min w, max w)``: the values (checked to fit in int32) when concrete, in
-    one device round trip; the dtypes' ranges, clipped to int32, when traced."""
+    one device round trip; when traced, the ``known`` bounds if given, else the dtypes' ranges,
+    either clipped to int32."""
     if _traced(a, w):
-        ranges = [v for x in (a, w) for v in (jnp.iinfo(x.dtype).min, jnp.iinfo(x.dtype).max)]
+        dtype_ranges = [v for x in (a, w) for v in (jnp.iinfo(x.dtype).min, jnp.iinfo(x.dtype).max)]
+        ranges = dtype_ranges if known is None else known
         return tuple(min(max(int(v), _INT32_MIN), _INT32_MAX) for v in ranges)
     if isinstance(a, np.ndarray) and isinstance(w, np.ndarray):
         pairs = ((a.min(), a.max()), (w.min(), w.max()))
@@ -206,20 +208,35 @@ def _chunk_size(a, w, rows, cols, dataflow, acc_bits, overflow, tile_k, psum_bit
 
 
 @x64
-def run_gemm(a, w, *, rows, cols, dataflow, acc_bits, overflow="wrap", tile_k=None, psum_bits=None):
+def run_gemm(
+    a,
+    w,
+    *,
+    rows,
+    cols,
+    dataflow,
+    acc_bits,
+    overflow="wrap",
+    tile_k=None,
+    psum_bits=None,
+    ranges=None,
+):
     """``a @ w`` (int64, ``M x N``) as the array computes it; see the module docstring.
 
     ``a`` (``M x K``) and ``w`` (``K x N``) are NumPy or JAX integer arrays whose values fit in
     int32; ``rows``, ``cols`` and ``tile_k`` are positive ints; ``dataflow`` is ``"os"``,
     ``"ws"``, ``"is"`` or its code 0..2; ``acc_bits`` is 2..64 and ``psum_bits`` (``None``: no
-    spill rounding) below it. Bad arguments raise a one-line ``ValueError``.
+    spill rounding) below it. ``ranges`` (``(a_lo, a_hi, w_lo, w_hi)``, ints) bounds the
+    values of traced operands, as their bit widths give them, where their dtypes are wider: a
+    tighter bound picks a faster exact matmul (float32 below 2^24). Bad arguments raise a
+    one-line ``ValueError``.
     """
     a, w = _operand("a", a), _operand("w", w)
     chunk = _chunk_size(a, w, rows, cols, dataflow, acc_bits, overflow, tile_k, psum_bits)
     k, n_chunks = a.shape[1], -(-a.shape[1] // chunk)
     spill = psum_bits if n_chunks > 1 else None
     chunk = chunk if spill else k  # without spills the chunking does not change the numbers
-    a_lo, a_hi, w_lo, w_hi = _value_ranges(a, w)
+    a_lo, a_hi, w_lo, w_hi = _value_ranges(a, w, ranges)
     a_max, w_max = max(-a_lo, a_hi), max(-w_lo, w_hi)
     fits_int8 = min(a_lo, w_lo) >= -128 and max(a_hi, w_hi) <= 127
     bound = k * a_max * w_max  # no partial sum of products exceeds this in magnitude
@@ -258,26 +275,40 @@ def quantize_multiplier(real_scale):
     return multiplier, shift
 
 
-@functools.partial(jax.jit, static_argnames=("qmin", "qmax", "relu"))
-def _requantize(x, multiplier, shift, zero_point, *, qmin: int, qmax: int, relu: bool):
+@functools.partial(jax.jit, static_argnames=("qmin", "qmax", "relu", "small"))
+def _requantize(x, multiplier, shift, zero_point, *, qmin: int, qmax: int, relu: bool, small):
     """``clip(sign(x) floor((|x| m + 2^(n-1)) / 2^n) + z)``, ``n = 31 + shift``, in int64: with
     ``|x| = h 2^31 + l`` and ``L = l m + 2^(n-1)`` it is ``(h m + L >> 31) >> (n - 31)`` for
-    ``n >= 31``, ``L >> n`` for ``n < 31`` (where ``h > 0`` saturates); all terms < 2^63."""
+    ``n >= 31``, ``L >> n`` for ``n < 31`` (where ``h > 0`` saturates); all terms < 2^63.
+    ``small`` (every ``|x| < 2^31``, so ``h = 0``): ``L >> n`` alone, ``L < 2^62 + 2^61``."""
     big = 2**40  # beyond any out_bits range, so clipping it gives qmin or qmax
     m, n = multiplier.astype(jnp.int64), 31 + shift.astype(jnp.int64)
-    ax = jnp.abs(jnp.maximum(x, -(2**63) + 1))
-    h, low = jnp.right_shift(ax, 31), ax & (2**31 - 1)
-    lo_sum = low * m + jnp.left_shift(1, n - 1)
-    wide = jnp.right_shift(h * m + jnp.right_shift(lo_sum, 31), jnp.maximum(n - 31, 0))
-    narrow = jnp.where(h == 0, jnp.right_shift(lo_sum, jnp.minimum(n, 62)), big)
-    mag = jnp.minimum(jnp.where(n >= 31, wide, narrow), big)
+    if small:
+        ax = jnp.abs(x)
+        mag = jnp.minimum(jnp.right_shift(ax * m + jnp.left_shift(1, n - 1), n), big)
+    else:
+        ax = jnp.abs(jnp.maximum(x, -(2**63) + 1))
+        h, low = jnp.right_shift(ax, 31), ax & (2**31 - 1)
+        lo_sum = low * m + jnp.left_shift(1, n - 1)
+        wide = jnp.right_shift(h * m + jnp.right_shift(lo_sum, 31), jnp.maximum(n - 31, 0))
+        narrow = jnp.where(h == 0, jnp.right_shift(lo_sum, jnp.minimum(n, 62)), big)
+        mag = jnp.minimum(jnp.where(n >= 31, wide, narrow), big)
     q = jnp.where(x < 0, -mag, mag) + zero_point
     return jnp.clip(q, jnp.maximum(qmin, zero_point) if relu else qmin, qmax)
 
 
 @x64
 def requantize(
-    acc, *, multiplier, shift, zero_point=0, bias=None, out_bits=8, signed=True, relu=False
+    acc,
+    *,
+    multiplier,
+    shift,
+    zero_point=0,
+    bias=None,
+    out_bits=8,
+    signed=True,
+    relu=False,
+    acc_bound=None,
 ):
     """Integer-only requantization of accumulators to ``out_bits`` (Jacob et al., CVPR 2018):
 
@@ -288,7 +319,9 @@ def requantize(
     ``acc + bias``; gemmlowp/TFLite round twice (``SaturatingRoundingDoublingHighMul``, then
     ``RoundingDivideByPOT``) and can differ by one on ties. ``multiplier`` and ``shift`` come
     from :func:`quantize_multiplier`; they, ``bias`` and ``zero_point`` broadcast against
-    ``acc`` (per channel along the last axis). Returns int32.
+    ``acc`` (per channel along the last axis). Returns int32. ``acc_bound`` (an int) is a bound
+    on ``|acc|`` that the caller guarantees (from the operands' bit widths): with a concrete
+    ``bias`` it lets the rounding take a shorter path when ``|acc + bias| < 2^31``.
 
     >>> m, s = quantize_multiplier(0.25)
     >>> requantize(jnp.array([10, -10, 6, 1000]), multiplier=m, shift=s).tolist()
@@ -298,6 +331,19 @@ def requantize(
     _check_ints("multiplier", multiplier, 2**30, 2**31 - 1)
     _check_ints("shift", shift, -30, 31)
     qmin, qmax = qrange(out_bits, bool(signed))
+    if acc_bound is not None:
+        _int_in("acc_bound", acc_bound, 0, 2**63 - 1)
+    small = acc_bound is not None and acc_bound + _max_abs(bias) < 2**31
     x = jnp.asarray(acc, jnp.int64) + (0 if bias is None else jnp.asarray(bias, jnp.int64))
     m, n, z = (jnp.asarray(v, jnp.int64) for v in (multiplier, shift, zero_point))
-    return _requantize(x, m, n, z, qmin=qmin, qmax=qmax, relu=bool(relu)).astype(jnp.int32)
+    q = _requantize(x, m, n, z, qmin=qmin, qmax=qmax, relu=bool(relu), small=small)
+    return q.astype(jnp.int32)
+
+
+def _max_abs(bias) -> float:
+    """``max |bias|`` of a concrete bias (0 for none), infinity for a traced one."""
+    if bias is None:
+        return 0
+    if _traced(bias):
+        return float("inf")
+    return int(np.max(np.abs(np.asarray(bias, np.int64)), initial=0))

@@ -54,6 +54,7 @@ class Runner:
         # accumulator's limit, saturate and wrap give the same bits and the fast path applies.
         limit = 2 ** (int(c.acc_bits) - 1)
         overflow = "wrap" if self.bound(k, a_bits, w_bits) < limit else self.overflow
+        ranges = (-(2**a_bits), 2**a_bits, -(2 ** (w_bits - 1)), 2 ** (w_bits - 1))
         return run_gemm(
             a,
             w_q,
@@ -63,6 +64,7 @@ class Runner:
             acc_bits=int(c.acc_bits),
             overflow=overflow,
             tile_k=self.tile_k.get(name),
+            ranges=ranges,
         )
 
     def order_free(self, k: int, a_bits: int, w_bits: int) -> bool:
@@ -79,8 +81,17 @@ class Runner:
         (``a_bits + 1`` bits) and a ``w_bits`` operand."""
         return k * 2**a_bits * 2 ** (w_bits - 1)
 
-    def requant(self, acc, step: GemmStep, relu: bool):
-        """``acc`` plus the integer bias, requantized into ``step.out_qp``."""
+    def acc_bound(self, k: int, a_bits: int, w_bits: int, on_host: bool = False) -> int:
+        """Largest ``|acc|`` of a GEMM: :meth:`bound`, or on the array the accumulator's range
+        if smaller (a wrapped or clamped sum stays in it); the host's sum is exact."""
+        limit = 2 ** (int(self.config.acc_bits) - 1)
+        return (
+            self.bound(k, a_bits, w_bits) if on_host else min(self.bound(k, a_bits, w_bits), limit)
+        )
+
+    def requant(self, acc, step: GemmStep, relu: bool, a_bits: int):
+        """``acc`` (of ``a_bits + 1``-bit activations) plus the integer bias, requantized into
+        ``step.out_qp``."""
         qp = step.out_qp
         return requantize(
             acc,
@@ -91,11 +102,13 @@ class Runner:
             out_bits=qp.bits,
             signed=qp.signed,
             relu=relu,
+            acc_bound=self.acc_bound(np.shape(step.w_q)[0], a_bits, step.w_qp.bits),
         )
 
     def vector_op(self, kind: str, fn, q, in_qp, out_qp):
         """Dequantize, apply ``fn(x, precision)`` on the vector unit or the host, requantize."""
         precision = "fp32" if kind in self.host else self.precision
+        q = jax.lax.optimization_barrier(q)
         return quant.quantize(fn(quant.dequantize(q, in_qp), precision), out_qp)
 
     def bmm(self, a, b, name: str, a_bits: int, b_bits: int):

@@ -14,8 +14,9 @@ Every op takes float arrays (the dequantized values an NPU holds), returns float
   values saturate to 16 bits. Non-linear ops follow I-BERT (Kim et al., ICML 2021): i-exp with
   a Newton-Raphson reciprocal for softmax, i-GELU, integer mean/variance and i-sqrt for
   layernorm. Intermediates fit 32 bits except softmax's exponential sum and its product with
-  the reciprocal, and layernorm's variance and division (up to 48 bits, as a wide accumulator
-  would hold them); the simulation holds all integers in int64.
+  the reciprocal, and layernorm's variance, division and affine (up to 50 bits, as a wide
+  accumulator would hold them); the simulation holds integers in int32 where their bounds
+  (derived from the widths, per op) allow and in int64 elsewhere, with the same bits.
 
 ``ERROR_BOUNDS[(op, precision)]`` is the largest absolute error against fp32 over the
 documented input range, checked by tests. Simple ops' bounds are worst cases by analysis (half
@@ -91,38 +92,77 @@ def error_bound(op: str, precision: str) -> float:
     return ERROR_BOUNDS[(op, precision)]
 
 
-# ---- fixed point (int16): q = round(x 2^f), held in int64 so that no simulated step overflows
+# ---- fixed point (int16): q = round(x 2^f), held in int32 wherever every intermediate provably
+# fits (each op states its bound), else in int64; both give the same bits (tests compare them)
+
+_WIDE = jnp.int64
+_IEXP_MAX = 2**22 + 2**11
+"""Largest i-exp output (``exp(0)`` in Q1.22 plus the polynomial's error; a test walks every
+Q4.11 input): a softmax row of ``n`` columns sums in int32 when ``n _IEXP_MAX < 2^31``."""
 
 
 def _frac_bits(x):
     """Per-tensor scale: the most fractional bits f in [0, 24] with ``max|x| 2^f <= 2^15 - 1``."""
     f = jnp.floor(jnp.log2(_WORD_MAX / jnp.max(jnp.abs(x))))  # an all-zero x gives inf -> 24
-    return jnp.clip(f, 0, 24).astype(jnp.int64)
+    return jnp.clip(f, 0, 24).astype(jnp.int32)
+
+
+def _pow2(n):
+    """``2^n`` as float32 for an integer scalar ``n`` in [-126, 127] (its exponent field, one
+    instruction); multiplying by it is exact (as ``ldexp``) wherever the product neither
+    overflows nor leaves the normal range."""
+    biased = jnp.left_shift(jnp.asarray(n).astype(jnp.int32) + 127, 23)
+    return jax.lax.bitcast_convert_type(biased, jnp.float32)
 
 
 def _sat(q):
     return jnp.clip(q, _WORD_MIN, _WORD_MAX)
 
 
-def _quant(x, f):
-    return _sat(jnp.round(jnp.ldexp(x, f))).astype(jnp.int64)
+def _quant(x, f, dtype=_WIDE):
+    """``sat(round(x 2^f))``; ``|x| 2^f`` stays below 2^15 (or f = 0), so the product is exact."""
+    return _sat(jnp.round(x * _pow2(f))).astype(dtype)
 
 
 def _dequant(q, f):
-    return jnp.ldexp(q.astype(jnp.float32), -f)
+    return q.astype(jnp.float32) * _pow2(-f)
 
 
 def _shift(q, n):
-    """``q 2^n``: a left shift, or for ``n < 0`` a right shift rounding half up."""
-    r = jnp.maximum(-n, 0)
-    half = jnp.left_shift(jnp.int64(1), r) >> 1
-    return jnp.where(n >= 0, jnp.left_shift(q, jnp.maximum(n, 0)), jnp.right_shift(q + half, r))
+    """``q 2^n``: a left shift, or for ``n < 0`` a right shift by ``r = -n`` rounding half up,
+    ``(q + 2^(r-1)) >> r``. In a ``W``-bit dtype a shift by ``r > W - 2`` gives 0, the rounded
+    value for ``|q| < 2^(W-2)``; callers keep ``q + 2^(r-1)`` and left-shifted values in range.
+    A constant ``n`` (a Python int) is one or two instructions."""
+    if isinstance(n, int):
+        return q << n if n >= 0 else (q + (1 << (-n - 1))) >> -n
+    top = jnp.iinfo(q.dtype).bits - 2
+    n = jnp.asarray(n).astype(q.dtype)
+    r = jnp.clip(-n, 0, top)
+    half = jnp.left_shift(jnp.ones((), q.dtype), r) >> 1
+    down = jnp.where(-n > top, 0, jnp.right_shift(q + half, r))
+    return jnp.where(n >= 0, jnp.left_shift(q, jnp.maximum(n, 0)), down)
 
 
 def _requant(acc, frac):
-    """A wide accumulator with ``frac`` fractional bits stored as a 16-bit word, dequantized."""
+    """A wide accumulator with ``frac`` fractional bits stored as a 16-bit word, dequantized.
+    The word's scale ``f`` makes ``|acc| 2^(f - frac) <= 2^15``: a right shift by at most
+    ``frac - 14 + log2 max|acc|`` (17 for an int32 ``acc`` and ``frac <= 35``)."""
+    acc = _held(acc)
     f = _frac_bits(_dequant(acc, frac))
     return _dequant(_sat(_shift(acc, f - frac)), f)
+
+
+def _int_sum(q, axis: int):
+    """The sum of integers ``q`` along ``axis`` (kept), in ``q``'s dtype (the caller bounds
+    it), accumulated in float64: exact below 2^53 in any order, and XLA's float reductions
+    are the vectorised ones on CPU."""
+    return jnp.sum(q.astype(jnp.float64), axis, keepdims=True).astype(q.dtype)
+
+
+def _held(q):
+    """``q`` (arrays) computed once and stored: XLA would otherwise recompute the arithmetic
+    that produced it inside each pass that reads it (a per-row value in every element)."""
+    return jax.lax.optimization_barrier(q)
 
 
 def _iexp(d):
@@ -131,7 +171,9 @@ def _iexp(d):
     ``d = -z ln2 + p`` with ``p`` in (-ln2, 0] (``z = floor(-d log2(e))`` by a Q.14 multiply,
     ``ln2`` in Q.15 so that ``z ln2`` is exact to 2^-15), ``exp(p) ~ 0.3585 (p + 1.353)^2 +
     0.344`` in Q1.14 (relative error <= 3.1e-3), ``exp(d) = exp(p) 2^(8 - z)``: the 8 extra
-    bits keep the tail of a long row (down to exp(-16) ~ 2^-23) in the sum.
+    bits keep the tail of a long row (down to exp(-16) ~ 2^-23) in the sum. For ``d`` in
+    [-2^15, 0] every step fits int32 (``-d log2(e) 2^14 < 2^30``, ``t^2 < 2^24``; a test walks
+    all inputs), the result at most :data:`_IEXP_MAX`.
     """
     z = ((-d) * round(math.log2(math.e) * 2**14)) >> 25
     t = d + _shift(z * round(math.log(2) * 2**15), -4) + round(1.353 * 2**11)  # p + 1.353, Q.11
@@ -139,22 +181,30 @@ def _iexp(d):
     return _shift(e, 8 - z)
 
 
-def _divide_uq16(e, s):
-    """``e / s`` as an unsigned Q0.16 word for ``0 <= e <= s``, by a Newton-Raphson reciprocal.
-
-    No divider: ``s = sn 2^(k+1)`` with ``sn`` in [1/2, 1) (Q0.15) from a leading-zero count;
-    ``r0 = 48/17 - 32/17 sn`` (relative error <= 1/17), then three steps ``r <- r (2 - sn r)``
-    in Q2.14, each squaring the error; ``e / s = e r 2^-(k+1)``, saturating at ``1 - 2^-16``.
-    A zero ``s`` gives 0.
-    """
-    live = s > 0
-    s = jnp.where(live, s, 1)
-    k = 63 - jax.lax.clz(s)
-    sn = _shift(s, 14 - k)
+def _reciprocal(sn):
+    """``1 / sn`` in Q2.14 for ``sn`` in [1/2, 1) (Q0.15): ``r0 = 48/17 - 32/17 sn`` (relative
+    error <= 1/17), then three Newton-Raphson steps ``r <- r (2 - sn r)``, each squaring the
+    error. Every product is below 2^31 (``sn r <= 2^30``; a test walks all 2^14 inputs)."""
     r = round(48 / 17 * 2**14) - _shift(round(32 / 17 * 2**14) * sn, -15)
     for _ in range(3):
         r = _shift(r * (2**15 - _shift(sn * r, -15)), -14)
-    return jnp.where(live, jnp.minimum(_shift(e * r, 1 - k), 2**16 - 1), 0)
+    return r
+
+
+def _divide_uq16(e, s):
+    """``e / s`` as an unsigned Q0.16 word for ``0 <= e <= s``, by a Newton-Raphson reciprocal.
+
+    No divider: ``s = sn 2^(k+1)`` with ``sn`` in [1/2, 1) (Q0.15) from a leading-zero count,
+    ``r = 1 / sn`` (:func:`_reciprocal`), ``e / s = e r 2^-(k+1)``, saturating at
+    ``1 - 2^-16``. A zero ``s`` gives 0. ``e r`` reaches ``2^38`` (a 34-bit sum times a 16-bit
+    reciprocal): that one product is taken in int64 whatever the dtype of ``e`` and ``s``.
+    """
+    live = s > 0
+    s = jnp.where(live, s, 1)
+    k = jnp.iinfo(s.dtype).bits - 1 - jax.lax.clz(s)
+    k, r = _held((k, _reciprocal(_shift(s, 14 - k))))  # once per row
+    q = _shift(e.astype(_WIDE) * r, (1 - k).astype(_WIDE))
+    return jnp.where(live, jnp.minimum(q, 2**16 - 1), 0).astype(e.dtype)
 
 
 def _floordiv(a, b):
@@ -176,6 +226,22 @@ def _isqrt(n):
     for _ in range(8):
         x = jnp.minimum(x, (x + jax.lax.div(n, jnp.maximum(x, 1))) >> 1)
     return x
+
+
+def _isqrt_by_float(n):
+    """:func:`_isqrt` on its domain ``0 <= n < 2^62`` (the same values), in one pass: the
+    float64 root is within ``2^-21`` of ``sqrt(n)``, so its floor is off by at most one, which
+    one exact comparison each way corrects (``(s + 1)^2 < 2^63``). The hardware iterates
+    Newton's steps; the simulation takes this shortcut to the same integers."""
+    s = jnp.floor(jnp.sqrt(n.astype(jnp.float64))).astype(jnp.int64)
+    s = jnp.where(s * s > n, s - 1, s)
+    return jnp.where((s + 1) * (s + 1) <= n, s + 1, s)
+
+
+def _narrow_when(fits, kernel):
+    """``kernel(dtype)`` with ``dtype`` int32 where ``fits`` (a traced bool), else int64: both
+    branches are compiled, one runs."""
+    return jax.lax.cond(fits, lambda: kernel(jnp.int32), lambda: kernel(_WIDE))
 
 
 # ---- the ops
@@ -220,11 +286,20 @@ def softmax(x, axis: int = -1, precision: str = "fp32", mask=None):
         s = jnp.sum(e.astype(jnp.float32), axis, keepdims=True)
         r = jnp.where(live, 1 / jnp.where(live, s, 1), 0).astype(_F16)
         return (e * r).astype(jnp.float32)
+    fits = x.shape[axis] * _IEXP_MAX < 2**31  # the row's sum of exponentials fits int32
+    return _softmax_int16(x, keep, axis, jnp.int32 if fits else _WIDE)
+
+
+def _softmax_int16(x, keep, axis: int, dtype):
+    """int16 softmax (see :func:`softmax`) computed in ``dtype``: the codes and ``d`` fit 17
+    and 28 bits (``q - max`` shifted left by at most 11), i-exp fits int32, the row sum
+    ``n _IEXP_MAX``."""
     f = _frac_bits(jnp.where(keep, x, 0))
-    q = jnp.where(keep, _quant(x, f), _WORD_MIN)
-    d = jnp.maximum(_shift(q - q.max(axis, keepdims=True), 11 - f), _WORD_MIN)
-    e = jnp.where(keep & (d > _WORD_MIN), _iexp(d), 0)
-    return _dequant(_divide_uq16(e, e.sum(axis, keepdims=True)), 16)
+    q = jnp.where(keep, _quant(x, f, dtype), _WORD_MIN)
+    top = jnp.max(q.astype(jnp.float32), axis, keepdims=True).astype(dtype)  # 16-bit: exact
+    d = jnp.maximum(_shift(q - top, 11 - f), _WORD_MIN)
+    e = _held(jnp.where(keep & (d > _WORD_MIN), _iexp(d), 0))
+    return _dequant(_divide_uq16(e, _int_sum(e, axis)), 16)
 
 
 @x64
@@ -233,9 +308,10 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, precision: str = "fp32"):
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance).
 
     int16 (as I-BERT): integer mean and variance (rounded integer divisions), ``sigma =
-    i-sqrt((var + eps) 2^16)`` with 8 extra fractional bits, ``(x - mean) / sigma`` in Q4.11
-    (saturating at |16|, reached only beyond 16 standard deviations, i.e. > 257 features),
-    then ``* gamma + beta`` at their own per-tensor scales, stored at the output's scale.
+    i-sqrt((var + eps) 2^16)`` with 8 extra fractional bits (exact below 2^62: for eps < 1/4),
+    ``(x - mean) / sigma`` in Q4.11 (saturating at |16|, reached only beyond 16 standard
+    deviations, i.e. > 257 features), then ``* gamma + beta`` at their own per-tensor scales,
+    stored at the output's scale.
     fp16: ``x``, ``x - mean``, the scaled result and the affine in float16; mean and variance
     accumulated in float32, ``rsqrt(var + eps)`` in float32 then rounded to float16.
 
@@ -258,12 +334,26 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, precision: str = "fp32"):
         var = jnp.mean(jnp.square(h.astype(jnp.float32) - mean), -1, keepdims=True)
         y = (h - mean.astype(_F16)) * jax.lax.rsqrt(var + eps).astype(_F16)
         return (y * gamma.astype(_F16) + beta.astype(_F16)).astype(jnp.float32)
+    fits = x.shape[-1] < 2**14  # the row sum of 16-bit codes fits int32
+    return _layernorm_int16(x, gamma, beta, eps, jnp.int32 if fits else _WIDE)
+
+
+def _layernorm_int16(x, gamma, beta, eps, dtype):
+    """int16 layernorm (see :func:`layernorm`): codes, their row sum and deviations (17 bits)
+    in ``dtype``; the squares (34 bits) summed exactly in float64 (below 2^53 for rows under
+    2^19); the per-row variance and sigma, the division ``dev 2^20 / sigma`` (38 bits) and the
+    affine (``beta`` shifted by up to 35 bits, as gamma's and beta's scales fall) in int64."""
     n = x.shape[-1]
     f = _frac_bits(x)
-    q = _quant(x, f)
-    dev = q - (2 * q.sum(-1, keepdims=True) + n) // (2 * n)
-    var = (2 * jnp.sum(dev * dev, -1, keepdims=True) + n) // (2 * n)  # scale 2^-2f
-    sigma = _isqrt((var + jnp.round(jnp.ldexp(eps, 2 * f)).astype(jnp.int64)) << 16)
+    q = _quant(x, f, dtype)
+    dev = q - (2 * _int_sum(q, -1) + n) // (2 * n)
+    if dtype == _WIDE:
+        squares = jnp.sum(dev * dev, -1, keepdims=True)
+    else:
+        squares = jnp.sum(jnp.square(dev.astype(jnp.float64)), -1, keepdims=True).astype(_WIDE)
+    var = (2 * squares + n) // (2 * n)  # scale 2^-2f
+    sigma = _held(_isqrt_by_float((var + jnp.round(jnp.ldexp(eps, 2 * f)).astype(_WIDE)) << 16))
+    dev = dev.astype(_WIDE)
     y = _sat(_floordiv(2 * (dev << 19) + sigma, 2 * sigma))  # Q4.11: dev 2^19 / sigma, rounded
     fg, fb = _frac_bits(gamma), _frac_bits(beta)
     acc = y * _quant(gamma, fg) + _shift(_quant(beta, fb), 11 + fg - fb)
@@ -293,7 +383,12 @@ def gelu(x, precision: str = "fp32"):
         inner = c * (h + _F16(0.044715) * h * h * h)
         return (_F16(0.5) * h * (_F16(1) + jnp.tanh(inner))).astype(jnp.float32)
     f = _frac_bits(x)
-    q = _quant(x, f)
+    return _gelu_int16(_quant(x, f, jnp.int32), f)
+
+
+def _gelu_int16(q, f):
+    """i-GELU of the codes ``q`` (scale ``2^-f``), in the dtype of ``q``. In int32 every
+    product stays below 2^30: ``|q| 2^15 / sqrt 2``, ``t^2 <= (1.769 2^13)^2``, ``q 2^14``."""
     b = round(1.769 * 2**13)
     u = _shift(jnp.abs(q) * round(2**15 / math.sqrt(2)), -2 - f)  # |x| / sqrt 2, Q2.13
     t = jnp.minimum(u, b) - b
@@ -318,7 +413,7 @@ def relu(x, precision: str = "fp32"):
     if precision != "int16":
         return jax.nn.relu(x.astype(_float(precision))).astype(jnp.float32)
     f = _frac_bits(x)
-    return _dequant(jnp.maximum(_quant(x, f), 0), f)
+    return _dequant(jnp.maximum(_quant(x, f, jnp.int32), 0), f)
 
 
 @x64
@@ -339,8 +434,16 @@ def add(x, y, precision: str = "fp32"):
     if precision != "int16":
         return (x.astype(_float(precision)) + y.astype(_float(precision))).astype(jnp.float32)
     fx, fy = _frac_bits(x), _frac_bits(y)
+    # aligned codes below 2^15 2^14 each: their sum fits int32
+    return _narrow_when(jnp.abs(fx - fy) <= 14, lambda t: _add_int16(x, y, t))
+
+
+def _add_int16(x, y, dtype):
+    """int16 residual add (see :func:`add`) computed in ``dtype``."""
+    fx, fy = _frac_bits(x), _frac_bits(y)
     top = jnp.maximum(fx, fy)
-    return _requant(_shift(_quant(x, fx), top - fx) + _shift(_quant(y, fy), top - fy), top)
+    acc = _shift(_quant(x, fx, dtype), top - fx) + _shift(_quant(y, fy, dtype), top - fy)
+    return _requant(acc, top)
 
 
 def _pool(x, window, stride, name):
@@ -374,7 +477,7 @@ def max_pool2d(x, window, stride, precision: str = "fp32"):
     if precision != "int16":
         return reduce(x.astype(_float(precision)), -jnp.inf, jax.lax.max).astype(jnp.float32)
     f = _frac_bits(x)
-    return _dequant(reduce(_quant(x, f), jnp.int64(_WORD_MIN), jax.lax.max), f)
+    return _dequant(reduce(_quant(x, f, jnp.int32), jnp.int32(_WORD_MIN), jax.lax.max), f)
 
 
 @x64

@@ -238,3 +238,22 @@ def test_quantize_multiplier_reconstructs_the_scale(real):
 def test_requantize_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_requantize_with_an_accumulator_bound_takes_the_short_path_with_the_same_bits():
+    # |acc + bias| < 2^31: one multiply-add and a shift, against exact Python integers, at every
+    # shift and the extreme multipliers
+    rng = np.random.default_rng(7)
+    bias = np.array([0, 5, -5, 2**20])
+    acc = np.concatenate([rng.integers(-(2**31) + 2**20 + 1, 2**31 - 2**20, 400), [0, 1, -1]])
+    acc = np.concatenate([acc, [2**31 - 1 - 2**20, -(2**31) + 1 + 2**20]])[:, None]
+    for shift in range(-30, 32):
+        for mult in (2**30, 2**31 - 1, 1518500250):
+            m, s = np.full(4, mult), np.full(4, shift)
+            kw = dict(multiplier=m, shift=s, bias=bias, out_bits=16, zero_point=-7)
+            got = np.asarray(requantize(acc, acc_bound=2**31 - 1 - 2**20, **kw))
+            x = (acc + bias).reshape(-1)
+            want = [python_requantize(int(v), mult, shift, -7, -(2**15), 2**15 - 1) for v in x]
+            np.testing.assert_array_equal(got.reshape(-1), want)
+    with pytest.raises(ValueError, match="acc_bound must be an integer"):
+        requantize([1], multiplier=2**30, shift=0, acc_bound=-1)

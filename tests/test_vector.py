@@ -164,7 +164,8 @@ def test_int16_isqrt_is_exact():
     n = np.concatenate([np.arange(300), rng.integers(0, 2**62, 2000), k * k, k * k - 1])
     with jax.enable_x64(True):  # as inside the int16 vector ops
         got = vector._isqrt(jnp.asarray(n, jnp.int64))
-    assert got.tolist() == [math.isqrt(int(v)) for v in n]
+        by_float = vector._isqrt_by_float(jnp.asarray(n, jnp.int64))
+    assert got.tolist() == [math.isqrt(int(v)) for v in n] == by_float.tolist()
 
 
 def test_jit_equals_no_jit_and_no_recompile():
@@ -231,3 +232,111 @@ def test_unknown_precision_message():
     with pytest.raises(ValueError) as info:
         vector.softmax(jnp.ones(3), precision="int8")
     assert str(info.value) == "precision must be one of int16, fp16, fp32, got 'int8'"
+
+
+# ---- int16 computed in int32 where the bounds allow: the same bits as in int64
+
+I32, I64 = jnp.int32, jnp.int64
+
+
+def _both(fn, *args, **static):
+    """``fn(*args, t=dtype)`` jitted (64-bit, as inside the ops) with int32 and with int64."""
+    jitted = jax.jit(fn, static_argnames=("t", *static))
+    with jax.enable_x64(True):
+        return [np.asarray(jitted(*args, t=t, **static)) for t in (I32, I64)]
+
+
+def _iexp(d, t):
+    return vector._iexp(d.astype(t))
+
+
+def _reciprocal(sn, t):
+    return vector._reciprocal(sn.astype(t))
+
+
+def _gelu(q, f, t):
+    return vector._gelu_int16(q.astype(t), f)
+
+
+def _softmax(x, keep, axis, t):
+    return vector._softmax_int16(x, keep, axis, t)
+
+
+def _layernorm(x, gamma, beta, t):
+    return vector._layernorm_int16(x, gamma, beta, 1e-5, t)
+
+
+def _add(x, y, t):
+    return vector._add_int16(x, y, t)
+
+
+def test_int16_iexp_and_reciprocal_fit_int32_on_every_input():
+    # every Q4.11 input of i-exp, every Q0.15 input of the reciprocal
+    e32, e64 = _both(_iexp, np.arange(-(2**15), 1))
+    np.testing.assert_array_equal(e32, e64)
+    assert e64.max() <= vector._IEXP_MAX < e64.max() + 2**10  # the stated bound, and tight
+    sn = np.arange(2**14, 2**15)
+    r32, r64 = _both(_reciprocal, sn)
+    np.testing.assert_array_equal(r32, r64)
+    assert np.max(sn * r64) < 2**31
+
+
+def test_int16_gelu_int32_equals_int64_on_every_code_and_scale():
+    q = np.arange(-(2**15), 2**15)
+    for f in (0, 1, 11, 23, 24):
+        got, want = _both(_gelu, q, np.int32(f))
+        np.testing.assert_array_equal(got, want)
+
+
+def _rows(rng, n, rows=12):
+    """Logits at the edges: equal rows (the largest sum), one large logit, tiny and huge
+    scales, saturated and random values."""
+    scales = np.array([1, 1, 8, 1e-6, 3e4, 1, 1, 8, 2e2, 1, 1, 1])[:rows, None]
+    x = rng.normal(size=(rows, n)) * scales
+    x[0], x[1], x[1, 0] = 0.0, -3.0, 12.0
+    x[2 % rows] = rng.choice([-8.0, 8.0], n)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [1, 16, (2**31 - 1) // vector._IEXP_MAX])  # up to the widest
+def test_int16_softmax_int32_equals_int64_at_the_edges(n):
+    rng = np.random.default_rng(n)
+    x, keep = _rows(rng, n), rng.random((12, n)) < 0.8
+    keep[2] = True
+    keep[3] = False  # a fully masked row
+    for axis in (-1, 0):
+        got, want = _both(_softmax, x, keep, axis=axis)
+        np.testing.assert_array_equal(got, want)
+        # the public op picks int32 at this width and gives those bits
+        public = vector.softmax(x, axis=axis, precision="int16", mask=keep)
+        np.testing.assert_array_equal(public, got)
+
+
+@pytest.mark.parametrize("n", [2, 64, 2**14 - 1])  # up to the widest row held in int32
+def test_int16_layernorm_int32_equals_int64_at_the_edges(n):
+    rng = np.random.default_rng(n)
+    x = _rows(rng, n, rows=4 if n > 1000 else 12)
+    x[-1] = 300.0  # a constant row at a coarse scale: zero variance, no epsilon left
+    cases = [  # (gamma, beta): plain, wide-ranged, tiny gamma and large beta
+        (np.ones(n), np.zeros(n)),
+        (rng.normal(size=n) * 30, rng.normal(size=n)),
+        (np.full(n, -1e-6), np.full(n, 100.0)),
+    ]
+    for gamma, beta in cases:
+        gamma, beta = gamma.astype(np.float32), beta.astype(np.float32)
+        got, want = _both(_layernorm, x, gamma, beta)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(vector.layernorm(x, gamma, beta, precision="int16"), want)
+
+
+def test_int16_add_int32_equals_int64_for_every_scale_gap():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(25, 256)).astype(np.float32)
+    base[:, 0] = 1.0  # row i has max |x| = 2^-i: every frac-bits gap from 0 to 24
+    x = base * 2.0 ** -np.arange(25)[:, None].astype(np.float32)
+    y = (rng.choice([-1, 1], (25, 256)) * 32767.0 / 2**12).astype(np.float32)
+    for gap in range(25):
+        got, want = _both(_add, x[gap], y[gap])
+        np.testing.assert_array_equal(vector.add(x[gap], y[gap], precision="int16"), want)
+        if gap <= 14:  # where the public op takes int32
+            np.testing.assert_array_equal(got, want)

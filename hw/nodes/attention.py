@@ -156,6 +156,7 @@ class Attention(Node):
             shift=step.av_shift,
             zero_point=step.ctx_qp.zero_point,
             out_bits=step.ctx_qp.bits,
+            acc_bound=run.acc_bound(q.shape[1], p_qp.bits, bits["v"] + 1, "matmul" in run.host),
         )
         o = Dense(f"{n}_o", self.wo, self.bo)
         return o.execute(run, ctx_q, step.ctx_qp, step.o, outputs)

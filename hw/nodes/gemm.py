@@ -92,7 +92,7 @@ class GemmNode(Node):
             return quant.quantize(y, step.final)
         x = q.astype(jnp.int32) - in_qp.zero_point
         acc = self.integer_gemm(run, x, in_qp.bits, step)
-        y = run.requant(acc, step, relu=self.act == "relu")
+        y = run.requant(acc, step, relu=self.act == "relu", a_bits=in_qp.bits)
         if self.act == "gelu":
             y = run.vector_op("gelu", _gelu, y, step.out_qp, step.final)
         return y
