@@ -3,7 +3,9 @@
 Long checks carry ``@pytest.mark.slow``. ``make test`` runs a fixed sample of them (about one in
 four, chosen by a hash of the test's id, so the same ones run every time) to keep the suite
 within minutes on a 2-core machine; ``--slow all`` (or ``NPU_DSE_SLOW=all``) runs every one and
-``--slow none`` none.
+``--slow none`` none. A module whose tests share one long fixture (an experiment's quick run) marks
+them ``pytest.mark.slow(whole_module=True)``: the hash of the module's path then decides for all of
+them together, so the fixture runs fully or not at all.
 
 Every distinct compilation of a jitted function keeps a few memory mappings alive in the process
 until JAX's caches drop it. One pytest process compiles tens of thousands of shapes, and Linux
@@ -46,8 +48,12 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop = [], []
     for item in items:
-        slow = item.get_closest_marker("slow") is not None
-        if slow and (mode == "none" or not _in_sample(item.nodeid)):
+        marker = item.get_closest_marker("slow")
+        slow = marker is not None
+        key = item.nodeid
+        if slow and marker.kwargs.get("whole_module"):
+            key = item.nodeid.split("::", 1)[0]
+        if slow and (mode == "none" or not _in_sample(key)):
             drop.append(item)
         else:
             keep.append(item)

@@ -131,6 +131,7 @@ def test_bad_input_is_one_line(gemms, args, needle):
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_json_workload(tmp_path):
     code, text, err = run(["sensitivity", TINY, "--preset", "edge-tpu-like", "--json"])
     assert code == 0, err

@@ -201,6 +201,7 @@ def test_gradient_signs_make_sense():
     assert float(g[4]) > 0 and float(g[5]) > 0  # wider operands cost energy and traffic
 
 
+@pytest.mark.slow
 def test_jit_equals_no_jit_and_batch_equals_loop():
     cfgs = [
         design(rows=r, cols=c, dataflow=d)
@@ -235,6 +236,7 @@ def test_tiles_that_do_not_fit_are_flagged():
     assert not bool(rep.fits[2])  # a 128 x 128 weight fold needs 2 x 16 KiB
 
 
+@pytest.mark.slow
 def test_layer_bits_at_the_config_widths_change_nothing():
     cfg = design(w_bits=8.0, a_bits=8.0)
     plain = cost.evaluate(cfg, WL)

@@ -84,6 +84,7 @@ def test_dense_layer_is_bit_exact(acc_bits):
 
 
 @pytest.mark.parametrize("model, x", [(CNN, X_IMG), (TRANSFORMER, X_SEQ)])
+@pytest.mark.slow
 def test_error_shrinks_with_bits_and_is_small_at_16(model, x):
     ref = np.asarray(graph.forward_float(model, x))
     errs = {}
@@ -156,6 +157,7 @@ def _per_layer(model, x, bits: int) -> dict:
     "model, x, unused",
     [(CNN, X_IMG, {"c1_relu", "p1", "c2_relu"}), (TRANSFORMER, X_SEQ, {"att_qk"})],
 )
+@pytest.mark.slow
 def test_equal_per_layer_widths_are_the_uniform_model(model, x, unused):
     uniform = engine.quantize_model(model, x, w_bits=8, a_bits=8)
     per_layer = engine.quantize_model(

@@ -12,6 +12,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_quick_run(tmp_path, model_cache):
     headline = exp_gpu_vs_npu.main(["--quick", "--out", str(tmp_path)])
     results = _rows(tmp_path / "results.csv")

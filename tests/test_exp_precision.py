@@ -26,6 +26,8 @@ COLUMNS = {
     "seed",
 }
 
+pytestmark = pytest.mark.slow(whole_module=True)  # one quick run of over a minute
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, model_cache_dir):

@@ -8,6 +8,8 @@ from experiments import exp_search_baselines
 
 METHODS = {"gradient", "random", "nsga2", "exhaustive"}
 
+pytestmark = pytest.mark.slow(whole_module=True)  # one quick run of over a minute
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

@@ -127,6 +127,7 @@ def stack(params: list) -> relax.Params:
     return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *params)
 
 
+@pytest.mark.slow
 def test_loss_and_gradients_are_finite_in_the_box(problem, smooth_fns):
     lo, hi = relax.bounds(problem)
     rng = np.random.default_rng(0)
@@ -156,6 +157,7 @@ def test_loss_and_gradients_are_finite_in_the_box(problem, smooth_fns):
 
 
 @pytest.mark.parametrize("dataflow", [0, 1, 2])
+@pytest.mark.slow
 def test_smooth_metrics_tend_to_the_exact_ones(problem, smooth_fns, dataflow):
     """A legal design with one-hot loop orders: the smooth model at a low temperature is
     within a few per cent of the exact one."""
@@ -249,6 +251,7 @@ def test_evaluation_budget_is_never_exceeded(problem, result, evaluations):
     assert row_metrics(res) == row_metrics(result)[:evaluations]
 
 
+@pytest.mark.slow
 def test_time_budget_stops_the_search(problem, result):
     res = gradient.run(problem, SearchBudget(time_s=1e-6), settings=SETTINGS)
     assert res.evaluations == 0 and res.best is None and res.stopped == "time"

@@ -115,6 +115,7 @@ def _design(preset="scalesim-32x32", **kw):
 
 
 @pytest.mark.parametrize("dataflow", [0, 1, 2])
+@pytest.mark.slow
 def test_auto_picks_the_cheaper_lowering_and_only_for_conv_groups(dataflow):
     auto = cost.evaluate(_design(dataflow=dataflow), WL)
     gemm = cost.evaluate(_design(dataflow=dataflow, grouped_lowering="gemm"), WL)

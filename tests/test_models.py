@@ -39,6 +39,7 @@ def _transformer(qat=None, seed=0):
 
 
 @pytest.mark.parametrize(("make", "x"), [(_cnn, IMAGES), (_transformer, TOKENS)])
+@pytest.mark.slow
 def test_to_graph_equals_float_forward(make, x):
     model = make()
     nodes = model.to_graph()
@@ -130,6 +131,7 @@ def test_activation_ranges_update_in_training_and_freeze_in_eval():
 
 
 @pytest.mark.parametrize(("make", "x"), [(_cnn, IMAGES), (_transformer, TOKENS)])
+@pytest.mark.slow
 def test_ptq_runs_on_the_engine(make, x):
     model = make()
     qm = ptq(model, x, 8, 8)

@@ -41,6 +41,7 @@ def test_trained_cnn_in_onnxruntime_matches_the_engine(exported):
     assert float(np.max(np.abs(got - want)) / np.max(np.abs(want))) < 1e-4
 
 
+@pytest.mark.slow
 def test_cli_evaluates_the_exported_model(exported, tmp_path, capsys):
     nodes, path, x, y, nhwc = exported
     np.savez(tmp_path / "in.npz", x=x)
