@@ -101,6 +101,7 @@ def test_calibration_reproduces_the_measured_accuracies(calibrated):
                 assert sens[layer] >= 0
 
 
+@pytest.mark.slow
 def test_measure_at_8_bits_is_npu_dse_evaluate(quick_cnn, capsys):
     argv = ["evaluate", "--checkpoint", str(quick_cnn), "--preset", "edge-tpu-like"]
     assert main([*argv, "--w-bits", "8", "--a-bits", "8", "--json"]) == 0

@@ -110,6 +110,7 @@ def test_table_output(files, random_run):
 
 
 @pytest.mark.parametrize("method", ["random", "gradient"])
+@pytest.mark.slow
 def test_evaluation_and_time_budgets(files, method):
     code, out, err = search(files, "--method", method, "--evaluations", "5", "--json")
     assert code == 0, err

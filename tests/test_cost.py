@@ -82,6 +82,7 @@ def test_report_totals_are_consistent():
 
 
 @pytest.mark.parametrize("df", range(3))
+@pytest.mark.slow
 def test_more_bandwidth_never_adds_latency(df):
     bws = [0.5, 1, 2, 4, 8, 16, 64, 256, 1e4]
     lat = [
@@ -279,6 +280,7 @@ def test_new_temperature_or_design_value_does_not_recompile():
     assert len({first, *edps}) == 4  # the temperature and the design do reach the numbers
 
 
+@pytest.mark.slow
 def test_temperature_traced_inside_a_jit():
     cfg = design(dram_bw_gbps=4.0)
     mapping = cost.default_mapping(cfg, WL)

@@ -102,6 +102,7 @@ def test_area_follows_the_widest_layer(workload):
     assert area([12, 4], [4, 4]) > area([8, 4], [4, 4])
 
 
+@pytest.mark.slow
 def test_hardware_bits_ignore_weights_of_vector_layers():
     wl = layers.workload(
         [layers.gemm("g", m=16, k=16, n=16), layers.vector("sm", "softmax", elems=256)]

@@ -167,6 +167,7 @@ def cnn_file(tmp_path):
     return path, shape
 
 
+@pytest.mark.slow
 def test_quantized_execution_agrees_with_float(tmp_path):
     path, shape = cnn_file(tmp_path)
     x = rand(64, *shape[1:], scale=1.0)
