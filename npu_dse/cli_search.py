@@ -115,6 +115,11 @@ def _settings(args):
 
 
 def run_search(args: argparse.Namespace) -> int:
+    if args.search_checkpoint is not None and args.method != "gradient":
+        raise InputError(
+            f"--search-checkpoint: the {args.method} search keeps no checkpoints (only gradient "
+            "does); drop it"
+        )
     budgets = _budgets(args)
     if args.out:
         check_out_dir(args.out)

@@ -187,6 +187,11 @@ def _value(key: str, value):
         if value not in DATAFLOWS:
             raise ValueError(f"{where} must be one of {', '.join(DATAFLOWS)}, got {value!r}")
         return np.int64(DATAFLOWS.index(value))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+        raise ValueError(
+            f"{where} must be a finite number ({FIELDS[key]}), got an integer of "
+            f"{value.bit_length()} bits"
+        )
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number ({FIELDS[key]}), got {value!r}")
     if key in CONFIG_RANGES:

@@ -123,6 +123,17 @@ def test_search_flags_are_bounded(files, capsys, args):
     assert "must be" in _one_line(capsys)
 
 
+@pytest.mark.parametrize("method", ["exhaustive", "random", "nsga2"])
+def test_search_checkpoint_of_a_method_without_one_is_refused_first(
+    files, capsys, method, tmp_path
+):
+    """Refused before the search starts (no progress bar on stderr before the line)."""
+    args = ["search", "--workload", str(files / "ok.csv"), "--gemm"]
+    args += ["--space", str(files / "sp_ok.json"), "--method", method]
+    assert cli.main([*args, "--search-checkpoint", str(tmp_path / "ck")]) == EXIT_USAGE
+    assert "keeps no checkpoints" in _one_line(capsys)
+
+
 @pytest.mark.parametrize("seed", ["18446744073709551616", "-3"])
 def test_train_seed_is_bounded(tmp_path, capsys, seed):
     args = ["train", "--model", "cnn", "--quick", "--out", str(tmp_path / "r"), "--seed", seed]

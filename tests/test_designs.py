@@ -149,3 +149,9 @@ def test_load_design_names_the_file(tmp_path):
     part.write_text(json.dumps({"base": "edge-tpu-like", "rows": 16}))
     config = load_design(part).config
     assert int(config.rows) == 16 and int(config.cols) == int(get_preset("edge-tpu-like").cols)
+
+
+@pytest.mark.parametrize("value", [10**400, -(2**64)])
+def test_a_huge_integer_field_is_one_line_not_an_overflow(value):
+    with pytest.raises(ValueError, match="must be a finite number .* got an integer of"):
+        design_from_dict({"format": "npu-dse-design", "rows": value})
