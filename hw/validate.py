@@ -84,6 +84,12 @@ def validate_config(config: NPUConfig) -> NPUConfig:
     search; legalized designs round them); ``memory_model`` one of :data:`MEMORY_MODELS`;
     ``grouped_lowering`` one of ``hw.grouped.GROUPED_LOWERINGS``.
     """
+    for field in ("rows", "cols", "vector_lanes", "dataflow", *CONFIG_RANGES):
+        value = getattr(config, field)
+        if isinstance(value, bool | str | list | tuple | dict) or value is None:
+            raise InvalidFieldError(
+                field, f"{field} must be a number, got {type(value).__name__} {value!r:.40}"
+            )
     for field in ("rows", "cols", "vector_lanes"):
         _check(field, getattr(config, field), _is_int, "an integer")
     for field, (lo, hi, unit) in CONFIG_RANGES.items():

@@ -7,7 +7,7 @@ import pytest
 
 from hw import layers
 from hw.presets import get_preset, preset_names
-from hw.validate import InvalidFieldError, validate_config, validate_workload
+from hw.validate import InvalidFieldError, checked_evaluate, validate_config, validate_workload
 
 
 @pytest.fixture
@@ -124,3 +124,15 @@ def test_vector_precision_and_unsupported_ops_are_checked():
         validate_config(dataclasses.replace(base, vector_precision="int4"))
     with pytest.raises(ValueError, match="unknown layer kind 'sofmax'"):
         validate_config(dataclasses.replace(base, unsupported_ops=("sofmax",)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("host_gops", [8]), ("clock_mhz", [8]), ("rows", True), ("dram_bw_gbps", "8")],
+)
+def test_a_non_number_in_a_numeric_field_is_one_line(field, value):
+    """Found by the fuzz harness: a list reached the traced model and raised a TypeError."""
+    config = dataclasses.replace(get_preset("edge-tpu-like"), **{field: value})
+    wl = layers.workload([layers.gemm("g", m=8, k=8, n=8)])
+    with pytest.raises(ValueError, match=f"{field} must be a number, got"):
+        checked_evaluate(config, wl)
