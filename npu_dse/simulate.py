@@ -77,6 +77,10 @@ def _override(config: NPUConfig, key: str, value) -> dict:
         return {key: kinds}
     if isinstance(getattr(config, key), str | bool):
         return {key: value}
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidFieldError(
+            key, f"{key} must be a number, got {type(value).__name__} {value!r:.40}"
+        )
     lo, hi, unit = CONFIG_RANGES.get(key, (-(2.0**53), 2.0**53, ""))
     try:
         bounds.check_range(key, value, lo, hi, unit)  # before a cast could overflow

@@ -136,3 +136,12 @@ def test_a_non_number_in_a_numeric_field_is_one_line(field, value):
     wl = layers.workload([layers.gemm("g", m=8, k=8, n=8)])
     with pytest.raises(ValueError, match=f"{field} must be a number, got"):
         checked_evaluate(config, wl)
+
+
+@pytest.mark.parametrize(("field", "value"), [("dram_bw_gbps", [8]), ("rows", True), ("cols", "8")])
+def test_a_non_number_override_is_one_line(field, value):
+    """Found by the fuzz harness: a list override became a shape-(1,) array."""
+    from npu_dse.simulate import resolve_design
+
+    with pytest.raises(ValueError, match=f"{field} must be a number, got"):
+        resolve_design(preset="eyeriss-like", overrides={field: value})
