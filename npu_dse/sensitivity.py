@@ -29,6 +29,7 @@ from dse import design as dz
 from dse import sensitivity as sens
 from dse.legal import CONTINUOUS_KEYS
 from dse.space import Space
+from hw.bounds import InputError
 from hw.types import NPUConfig, Workload
 from hw.x64 import x64
 from npu_dse.designs import DesignFile
@@ -91,8 +92,6 @@ def sensitivity(
     """Sensitivities of ``workload`` on ``design`` (validated as :func:`simulate` validates).
 
     Raises ``hw.bounds.InputError`` (one line) for a bad design, workload or temperature."""
-    from hw.bounds import InputError
-
     lo, hi = TEMPERATURE_RANGE
     if not (isinstance(temperature, (int, float)) and lo <= temperature <= hi):
         raise InputError(f"temperature must be a number in [{lo:g}, {hi:g}], got {temperature!r}")
@@ -139,17 +138,16 @@ def sensitivity(
                 },
             }
         )
-    totals = sim.to_dict()["total"]
     return Sensitivity(
         design=sim.base,
         temperature=float(temperature),
         hardware={k: float(np.asarray(getattr(d, k))) for k in CONTINUOUS_KEYS},
         totals={
-            "latency_s": float(totals["latency_s"]),
-            "energy_j": float(totals["energy_j"]),
-            "power_w": float(totals["power_w"]),
-            "area_mm2": float(totals["area_mm2"]),
-            "edp_js": float(totals["latency_s"]) * float(totals["energy_j"]),
+            "latency_s": float(rep.total_latency_s),
+            "energy_j": float(rep.total_energy_j),
+            "power_w": float(rep.power_w),
+            "area_mm2": float(rep.area_mm2),
+            "edp_js": float(rep.edp_js),
         },
         gradient=gradient,
         exact=exact,
