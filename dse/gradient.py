@@ -5,8 +5,8 @@
 1. ``init``: ``starts`` points drawn uniformly in the box (``dse.relax``), the dataflows of
    the space spread over them; Adam state.
 2. ``step``: one Adam step on the smooth loss of every start at once (vmap; the population is
-   sharded over all devices with ``jax.sharding``), projected back into the box; a chunk is
-   ``legalize_every`` of them. The temperature of the smooth arithmetic falls geometrically
+   sharded over the process's devices with ``jax.sharding``), projected back into the box; a
+   chunk is ``legalize_every`` of them. The temperature of the smooth arithmetic falls geometrically
    from ``temperature_start`` to ``temperature_end`` over the run; it, the step index and the
    budgets' limits (accuracy floor included) are traced, so the step compiles once for every
    search of the same shapes, whatever its budgets or seed.
@@ -25,6 +25,16 @@ and when a budget runs out the search returns the best exact design so far. With
 ``checkpoint`` (a folder) the state is written after each chunk (``dse.checkpoint``) and a
 rerun with the same problem, settings and seed resumes where it stopped, with the same final
 answer when no time budget cuts it short.
+
+Several processes (``jax.distributed``, multi-controller: one Python process per host, each
+started with the same arguments after ``jax.distributed.initialize``) split the population:
+each runs the Adam steps and the legalization of its own slice of the starts on its own
+devices (:func:`population_split`), the exact results are gathered after every legalization
+(``process_allgather``), and every process then records the whole population and runs the
+refinement and polish itself, so all of them hold the answer one process would have found:
+each start's loss depends on that start alone, so its Adam trajectory does not depend on
+which process runs it. A time budget and a checkpoint are refused there
+(:func:`check_processes`).
 """
 
 from __future__ import annotations
@@ -76,11 +86,50 @@ class GradientSettings:
 
 
 def _mesh_sharding(n: int):
-    devices = jax.devices()
+    """The local population's sharding over this process's devices (None with one device)."""
+    devices = jax.local_devices()
     if len(devices) == 1 or n % len(devices):
         return None
-    mesh = jax.make_mesh((len(devices),), ("starts",), axis_types=(jax.sharding.AxisType.Auto,))
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("starts",))
     return NamedSharding(mesh, P("starts"))
+
+
+def population_split(starts: int) -> tuple[int, slice]:
+    """``(n, part)``: the whole population's size and this process's slice of it.
+
+    ``n`` is ``starts`` rounded up to a multiple of the devices of all processes (every
+    process holds the same number of starts, a multiple of its own devices); process ``p`` of
+    ``P`` holds starts ``p * n / P`` to ``(p + 1) * n / P``. One process holds them all.
+    """
+    procs, local = jax.process_count(), jax.local_device_count()
+    per_process = -(-starts // procs)
+    n_local = -(-per_process // local) * local
+    first = jax.process_index() * n_local
+    return n_local * procs, slice(first, first + n_local)
+
+
+def _gather(tree):
+    """The whole population of a tree whose leaves hold this process's slice (leading axis),
+    in process order: the same arrays one process would hold. Identity with one process."""
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def check_processes(budget, checkpoint) -> None:
+    """Refuse what several processes cannot share: a time budget (each process would stop at
+    its own step, and they must take the same ones) and a checkpoint (each holds other starts)."""
+    if jax.process_count() == 1:
+        return
+    if budget is not None and budget.time_s is not None:
+        raise ValueError(
+            "a time budget cannot bound a search over several processes (they would stop at "
+            "different steps); bound its evaluations instead"
+        )
+    if checkpoint is not None:
+        raise ValueError("a search over several processes keeps no checkpoint; drop it")
 
 
 _CACHE: dict = {}
@@ -92,7 +141,8 @@ def _compiled(problem: Problem, settings: GradientSettings):
     (space, workload, objective, accuracy model, which budgets are set) and settings: a new
     seed, search budget, budget limit, accuracy floor or an equal problem object never
     recompiles (the limits are arguments: ``Budgets`` is a pytree)."""
-    key = (_digest(problem, limits=False), settings, len(jax.devices()))
+    key = (_digest(problem, limits=False), settings, jax.process_count(), jax.process_index())
+    key += (jax.local_device_count(),)
     if key not in _CACHE:
         while len(_CACHE) >= _CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]
@@ -108,8 +158,8 @@ def _build(problem: Problem, settings: GradientSettings):
     t0, t1 = settings.temperature_start, settings.temperature_end
     total_steps = settings.chunks * settings.legalize_every
 
-    n = -(-settings.starts // len(jax.devices())) * len(jax.devices())
-    exponents = relax.start_exponents(problem.space, problem.objective, n)
+    n, part = population_split(settings.starts)
+    exponents = relax.start_exponents(problem.space, problem.objective, n)[part]
 
     def step(params, opt_state, dataflow, i, budgets):
         ar = Arith.smooth(t0 * (t1 / t0) ** (i / total_steps))
@@ -258,12 +308,12 @@ def run(
         raise ValueError(f"budget must be a dse.SearchBudget, got {type(budget).__name__}")
     if not isinstance(settings, GradientSettings):
         raise ValueError(f"settings must be GradientSettings, got {type(settings).__name__}")
-    n_dev = len(jax.devices())
-    n = -(-settings.starts // n_dev) * n_dev
+    check_processes(budget, checkpoint)
+    n, part = population_split(settings.starts)
     fp = _fingerprint(problem, settings, seed)
     rec = Recorder(problem.space, problem.workload, problem.objective, problem.budgets, started)
-    dataflow = relax.start_dataflows(problem.space, n)
-    params = relax.init(problem, jax.random.key(seed), n)
+    dataflow = relax.start_dataflows(problem.space, n)[part]
+    params = jax.tree_util.tree_map(lambda x: x[part], relax.init(problem, jax.random.key(seed), n))
     fns = _compiled(problem, settings)
     opt_state, chunk = fns["init_opt"](params), 0
     if checkpoint is not None:
@@ -326,6 +376,7 @@ def _legalize(search: _Search, params, dataflow):
             break
         designs = search.call(search.fns["legalize"][bits_up], params, dataflow, search.limits)
         metrics = search.call(_evaluate, problem, designs)
+        designs, metrics = _gather((designs, metrics))  # every process records every start
         k = search.add(designs, metrics, legal.population_size(designs), left)
         out.append((jax.tree_util.tree_map(lambda x, k=k: x[:k], designs), k))
     if not out:

@@ -25,6 +25,7 @@ from dse import gradient
 from dse import objective as obj
 from hw import bounds
 from hw.bounds import InputError
+from npu_dse import distributed
 from npu_dse.inputs import boundary
 from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
 from npu_dse.suites import parse_floats, suite_problem
@@ -69,6 +70,13 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", metavar="DIR", help="run folder for CSV, plots and the best design")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    g = p.add_argument_group(
+        "several processes (gradient)",
+        "start every process with the same arguments and its own --process-id (README)",
+    )
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="where process 0 listens")
+    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the search")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
 
 
 # Flag -> largest value: an evaluation budget beyond any run, the gradient search's batch of
@@ -121,6 +129,19 @@ def run_search(args: argparse.Namespace) -> int:
             "does); drop it"
         )
     budgets = _budgets(args)
+    several = distributed.check_args(args.coordinator, args.num_processes, args.process_id)
+    if several:
+        if args.method != "gradient":
+            raise InputError(
+                f"only the gradient search runs over several processes, not {args.method}"
+            )
+        if args.time_budget_s is not None or args.search_checkpoint is not None:
+            raise InputError(
+                "a search over several processes takes neither --time-budget-s (each process "
+                "would stop at its own step) nor --search-checkpoint; bound --evaluations instead"
+            )
+        with distributed.stdout_to_stderr():
+            distributed.start(args.coordinator, args.num_processes, args.process_id)
     if args.out:
         check_out_dir(args.out)
     if len(args.workload or ()) > 1:
@@ -153,7 +174,11 @@ def run_search(args: argparse.Namespace) -> int:
             tech=args.tech,
             batch=args.batch,
         )
-    with tqdm(desc=f"search ({args.method})", unit="chunk", file=sys.stderr, leave=False) as bar:
+    quiet = distributed.stdout_to_stderr(several)
+    with (
+        quiet,
+        tqdm(desc=f"search ({args.method})", unit="chunk", file=sys.stderr, leave=False) as bar,
+    ):
 
         def progress(done, total):
             if total is not None and bar.total != total:
@@ -174,7 +199,7 @@ def run_search(args: argparse.Namespace) -> int:
             progress=progress,
         )
     out = outcome.to_dict()
-    if args.out:
+    if args.out and (not several or args.process_id == 0):  # one run folder per search
         run = {
             "command": "npu-dse search " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
             "args": {k: v for k, v in vars(args).items() if k != "run"},
