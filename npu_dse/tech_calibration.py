@@ -275,6 +275,8 @@ def calibrate(
             )
     theta0 = np.where(free, _first_theta(start, seed), 0.0)
     total = (len(rows) + 1) * steps
+    if progress is not None:
+        progress(0, total)  # the first chunk compiles
 
     def fit(weights, k):
         report = None if progress is None else (lambda n: progress(k * steps + n, total))
