@@ -19,6 +19,7 @@ from npu_dse.tech_calibration import (
     CSV_FIELDS,
     DEFAULT_STEPS,
     FITTABLE,
+    MAX_STEPS,
     Calibration,
     calibrate,
     read_measurements,
@@ -119,8 +120,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
     fields = tuple(f.strip() for f in args.fit.split(",") if f.strip())
     if not fields:
         raise InputError(f"--fit: give one or more fields; allowed: {', '.join(FITTABLE)}")
-    if args.steps < 1:
-        raise InputError(f"--steps must be an integer >= 1, got {args.steps}")
+    if not 1 <= args.steps <= MAX_STEPS:
+        raise InputError(f"--steps must be an integer from 1 to {MAX_STEPS}, got {args.steps}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} exists and is not a folder")
     rows = read_measurements(args.measurements, args.tech)  # checks the --tech file too
     spec = None
     if args.tech is not None:
@@ -148,10 +152,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    write_calibration(cal, Path(args.out))
+    write_calibration(cal, out)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=2, allow_nan=False))
     else:
         print(format_calibration(cal))
-        print(f"wrote {Path(args.out) / 'tech.json'}, calibration.csv and calibration.json")
+        print(f"wrote {out / 'tech.json'}, calibration.csv and calibration.json")
     return 0

@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import io
 import math
+import re
 from pathlib import Path
 
 import jax
@@ -55,6 +56,11 @@ FITTABLE = tech_fit.FITTABLE
 
 DEFAULT_STEPS = 200
 """Adam steps of each fit (the exact finish follows)."""
+
+MAX_STEPS = 100_000
+"""Most Adam steps of one fit."""
+
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z", re.ASCII)
 
 CSV_FIELDS = (
     "row",
@@ -115,10 +121,7 @@ def _resolve(base: Path, text: str) -> Path:
 
 
 def _measured(text: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = float(text) if _NUMBER.match(text) else math.nan  # no 1_000, no other digits
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"{where}: must be a finite number > 0, got {text!r}")
     return value
@@ -176,6 +179,8 @@ def read_measurements(path: str | Path, tech_path: str | Path | None = None) -> 
     technology file ``tech_path`` over the design's table); bad rows are one-line errors
     naming the row and column."""
     path = Path(path)
+    if tech_path is not None:
+        techfiles.load_tech(tech_path, tech.default_tech())  # its errors name the file
     text = read_text(path, "measurements file")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -255,8 +260,8 @@ def calibrate(
     ``tech_spec`` is the starting technology file's body (written back with the fitted
     fields); ``progress(done, total)`` counts Adam steps over every fit.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise InputError(f"--steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise InputError(f"--steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
     first = _start(rows, fields)  # checks the fields
     index = [FITTABLE.index(f) for f in fields]
     start = np.ones(len(FITTABLE))

@@ -183,7 +183,7 @@ def test_bounds_hold(folder, tmp_path):
         assert cal.fitted[name] == pytest.approx(hi, rel=1e-9)
 
 
-def _bad(folder, tmp_path, row: str | None, fields="dram_pj_per_bit", metric=None):
+def _bad(folder, tmp_path, row: str | None, fields="dram_pj_per_bit", metric=None, extra=()):
     """Run calibrate on the six good rows plus ``row`` (row 8; ``{wl}``, ``{design}``: the first
     good row's files), or with every row's metric set to ``metric``; the one-line error."""
     path = tmp_path / "bad.csv"
@@ -196,7 +196,8 @@ def _bad(folder, tmp_path, row: str | None, fields="dram_pj_per_bit", metric=Non
         wl, design, _, _ = lines[1].split(",")
         lines.append(row.format(wl=wl, design=design))
     path.write_text("\n".join(lines) + "\n")
-    code, text, err = run(["calibrate", str(path), "--fit", fields, "--out", str(tmp_path / "o")])
+    args = ["calibrate", str(path), "--fit", fields, "--out", str(tmp_path / "o"), *extra]
+    code, text, err = run(args)
     assert code == 2 and text == ""
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
@@ -213,11 +214,27 @@ def _bad(folder, tmp_path, row: str | None, fields="dram_pj_per_bit", metric=Non
         ("{wl},{design},energy_j,-1e-3", "measured", "> 0"),
         ("{wl},{design},energy_j,nan", "measured", "> 0"),
         ("{wl},{design},energy_j,inf", "measured", "> 0"),
+        ("{wl},{design},energy_j,1_000", "measured", "> 0"),
+        ("{wl},{design}", "", "2 cells; expected 4"),
     ],
 )
 def test_bad_rows_are_one_line_naming_row_and_column(folder, tmp_path, row, column, words):
     err = _bad(folder, tmp_path, row)
-    assert f"row 8, column {column!r}" in err and words in err
+    assert (f"row 8, column {column!r}" if column else "row 8: ") in err and words in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--steps", "0"], "--steps must be an integer from 1"),
+        (["--tech", "missing.json"], "technology file 'missing.json' does not exist"),
+        (["--out", "__file__"], "exists and is not a folder"),
+    ],
+)
+def test_bad_flags_are_one_line(folder, tmp_path, flags, words):
+    flags = [str(folder / "meas.csv") if f == "__file__" else f for f in flags]
+    err = _bad(folder, tmp_path, None, extra=flags)
+    assert words in err
 
 
 @pytest.mark.parametrize(
