@@ -21,7 +21,7 @@ from hw.x64 import x64_scope
 from npu_dse import tech_fit
 from npu_dse.cli import main
 from npu_dse.simulate import resolve_design, simulate
-from npu_dse.tech_calibration import calibrate, read_measurements
+from npu_dse.tech_calibration import _first_theta, calibrate, read_measurements
 from npu_dse.techfiles import default_tech_path
 from npu_dse.workloads import load_workload
 
@@ -148,6 +148,9 @@ def test_a_seeded_start_reaches_the_same_values(folder):
         rows = read_measurements(folder / "meas.csv")
         cal = calibrate(rows, FIELDS, steps=STEPS, seed=3)
     assert cal.seed == 3
+    start = np.array([cal.start[k] for k in FIELDS])
+    drawn = np.exp(_first_theta(start, 3)) / start  # the seeded start is elsewhere in the box
+    assert np.all((drawn > 1 / 3) & (drawn < 3)) and np.all(np.abs(drawn - 1) > 1e-3)
     for name, factor in PERTURB.items():
         assert cal.fitted[name] / cal.start[name] == pytest.approx(factor, rel=0.02)
 
