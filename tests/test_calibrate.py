@@ -257,3 +257,12 @@ def test_bad_fields_are_one_line(folder, tmp_path, fields, words):
 def test_latency_rows_move_no_field(folder, tmp_path):
     err = _bad(folder, tmp_path, None, metric="latency_s")
     assert "'dram_pj_per_bit' does not affect any row" in err
+
+
+def test_rows_of_other_shapes_are_grouped_and_put_back_in_order():
+    rows = [(np.zeros(2),), (np.zeros(3),), (np.ones(2),), (np.ones(3),)]
+    data = tech_fit.stack_rows(rows, ["energy_j", "power_w", "latency_s", "energy_j"], [1, 2, 3, 4])
+    assert [g[0].shape for g in data.groups] == [(2, 2), (2, 3)]
+    every = np.concatenate([g[0][:, 0] for g in data.groups])  # 0, 1, 0, 1 by group
+    assert every[data.order].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert data.groups[0][0][1].tolist() == [1.0, 1.0] and data.metric.tolist() == [1, 2, 0, 1]
