@@ -17,6 +17,8 @@ calls one and prints.
 * :mod:`npu_dse.simulate`, :mod:`npu_dse.evaluate`, :mod:`npu_dse.search`,
   :mod:`npu_dse.train`: the use cases;
 * :mod:`npu_dse.calibration`: accuracy by execution, and the proxy's calibration;
+* :mod:`npu_dse.tech_calibration`: technology fields fitted to measured figures
+  (``npu-dse calibrate``; the fit itself in :mod:`npu_dse.tech_fit`);
 * :mod:`npu_dse.report`, :mod:`npu_dse.plots`, :mod:`npu_dse.rundir`: JSON, tables, plots
   and run folders.
 """

@@ -369,6 +369,13 @@ COMMANDS: tuple[Command, ...] = (
             )
         ),
     ),
+    Command(
+        "calibrate",
+        "fit technology fields to measured latency, energy or power",
+        lambda: importlib.import_module("npu_dse.cli_calibrate").DESCRIPTION,
+        _lazy("cli_calibrate", "add_calibrate_args"),
+        _jax(_lazy("cli_calibrate", "run_calibrate")),
+    ),
 )
 """The subcommands, in the order ``--help`` lists them."""
 
