@@ -1,0 +1,91 @@
+"""npu-dse against ZigZag 3.9.1 on its five reference accelerators, ResNet-18 (npu_dse.peers).
+
+Each accelerator is translated from ZigZag's own hardware file and costed with ZigZag's
+per-access energies as a technology file; the targets are ZigZag's asserted energy within
+10 %, latency within 15 % and DRAM traffic within 5 %. A case out of reach is a strict xfail
+whose reason gives the measured ratio and why (``README.md``, validation section): if the model
+changes so that it passes, the test fails until the xfail is removed.
+"""
+
+import pytest
+
+from npu_dse import peers, techfiles
+from npu_dse.designs import design_from_dict
+
+AVAILABLE, WHY = peers.zigzag_available()
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=WHY)
+
+ENERGY_GAPS = {
+    "tesla_npu_like": "0.88x: its 1 KB input and weight SRAMs under the 1 MB ones absorb most "
+    "array reads at 0.019 pJ/bit, which npu-dse's single SRAM level charges at the 1 MB level's "
+    "0.203 pJ/bit, while ZigZag's per-PE output registers (rf_4B) take every partial sum; npu-dse "
+    "output stationary reads fewer words from SRAM than ZigZag's memories see in all",
+}
+LATENCY_GAPS = {
+    "tpu_like": "0.83x: ZigZag has no on-chip weight SRAM on tpu_like (weights go from DRAM to "
+    "the 128 B per-PE registers) and serialises their onloading with computation; npu-dse's "
+    "128 KiB filter buffer is double-buffered and overlaps DRAM with compute",
+    "tesla_npu_like": "0.80x: 4096 MACs make ResNet-18 DRAM-bound (16.4 MB at 8 B/cycle, 2.05 "
+    "M cycles); npu-dse overlaps compute with DRAM per layer (a roofline), ZigZag adds the "
+    "stalls of its 64-bit shared port to the compute cycles",
+}
+
+
+def _cases(gaps: dict[str, str]):
+    return [
+        pytest.param(n, marks=pytest.mark.xfail(reason=gaps[n], strict=True)) if n in gaps else n
+        for n in peers.ZIGZAG_ACCELERATORS
+    ]
+
+
+@pytest.fixture(scope="module")
+def results():
+    wl = peers.zigzag_workload()
+    return {n: peers.compare_zigzag(n, wl) for n in peers.ZIGZAG_ACCELERATORS}
+
+
+def test_translation_reads_zigzags_files():
+    design = peers.zigzag_design_dict("edge_tpu_like")
+    # 8 x 8 x 4 x 4 = 1024 MACs -> 32 x 32; K x C on D1 x D2 -> ws
+    assert (design["rows"], design["cols"], design["dataflow"]) == (32, 32, "ws")
+    # sram_2MB (16777216 bits) holds I1 and O: 2048 KiB split in two; sram_32KB holds I2
+    assert (design["ifmap_sram_kib"], design["filter_sram_kib"]) == (1024.0, 32.0)
+    tech = design["tech"]
+    assert tech["mac_pj"] == 0.04 and tech["dram_pj_per_bit"] == 700 / 64
+    assert tech["filter_sram_pj_per_bit"] == 22.9 / 512  # r_cost / read port bits
+    assert tech["ifmap_sram_pj_per_bit"] == tech["ofmap_sram_pj_per_bit"] == 416.16 / 2048
+    # tpu_like: the 128 B weight registers, one per PE (no served dimension), are the filter
+    # buffer: 1024 bits x 1024 PEs = 128 KiB at 0.095 pJ per 8-bit access
+    tpu = peers.zigzag_design_dict("tpu_like")
+    assert tpu["filter_sram_kib"] == 128.0 and tpu["tech"]["filter_sram_pj_per_bit"] == 0.095 / 8
+    tesla = peers.zigzag_design_dict("tesla_npu_like")
+    assert (tesla["rows"], tesla["dataflow"]) == (64, "os")  # 32 x 32 x 4; K x OX
+    # every translated design and technology is valid input for the design-file reader
+    for name in peers.ZIGZAG_ACCELERATORS:
+        spec = peers.zigzag_design_dict(name)
+        assert set(spec["tech"]) <= set(techfiles.TECH_KEYS)
+        assert design_from_dict(spec).config.tech.overrides
+
+
+@pytest.mark.parametrize("name", _cases(ENERGY_GAPS))
+def test_energy_within_10_percent(results, name):
+    assert results[name]["energy_ratio"] == pytest.approx(1.0, abs=0.10)
+
+
+@pytest.mark.parametrize("name", _cases(LATENCY_GAPS))
+def test_latency_within_15_percent(results, name):
+    assert results[name]["latency_ratio"] == pytest.approx(1.0, abs=0.15)
+
+
+def test_dram_traffic_within_5_percent(results):
+    # ZigZag's per-layer output on edge_tpu_like: 16.08 MB (weights 11.68, inputs 1.92,
+    # outputs 2.48; ../shared/reference/zigzag/README.md)
+    assert results["edge_tpu_like"]["dram_bytes"] / 16.08e6 == pytest.approx(1.0, abs=0.05)
+
+
+def test_energy_follows_the_technology_file(results):
+    # The per-access energies are used as given: DRAM energy is bytes x 8 x 700 / 64 exactly,
+    # and MAC energy is 0.04 pJ per MAC of ResNet-18 (1,814,073,344 MACs).
+    for r in results.values():
+        assert r["energy_dram_pj"] == pytest.approx(r["dram_bytes"] * 8 * 700 / 64, rel=1e-12)
+        assert r["energy_mac_pj"] == pytest.approx(1_814_073_344 * 0.04, rel=1e-12)
