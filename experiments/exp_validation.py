@@ -32,8 +32,8 @@ Command: ``.venv/bin/python experiments/exp_validation.py --out runs/exp_validat
 Run time on the 2-core CPU: 13 s in full (289 compute rows, 95 B rows x 2 memory models),
 13 s with ``--quick`` (73 and 24 rows; compiling dominates).
 
-Expected headline (both modes), npu-dse / ZigZag: energy 1.06, 1.05, 0.92, 0.88, 1.08 and
-latency 1.07, 0.83, 1.01, 0.80, 1.14 (edge_tpu_like, tpu_like, ascend_like, tesla_npu_like,
+Expected headline (both modes), npu-dse / ZigZag: energy 1.06, 1.05, 0.92, 0.93, 1.08 and
+latency 1.07, 0.83, 1.01, 1.07, 1.14 (edge_tpu_like, tpu_like, ascend_like, tesla_npu_like,
 meta_prototype), DRAM bytes 1.04 on edge_tpu_like; npu-dse / Timeloop DRAM bytes 1.00, 0.97,
 0.97 and energy 0.62, 0.79, 0.74 (simple_weight_stationary, simple_output_stationary,
 eyeriss_like).
