@@ -18,8 +18,9 @@ Produces, under ``--out``:
 * ``compute_parity.png/svg`` (log-log, y = x) and ``stall_parity.png/svg``;
 * ``peers.csv``: ZigZag 3.9.1's five accelerators on ResNet-18 (energy, latency, DRAM bytes)
   and Timeloop's three example designs on its default layer (DRAM bytes, energy, cycles), each
-  translated by ``npu_dse.peers`` and costed with the peer's per-access energies, beside the
-  peer's figure; ``zigzag_<accelerator>.json``, the translated design files (``--design``);
+  translated by ``npu_dse.peers`` or ``npu_dse.peers_timeloop`` and costed with the peer's
+  per-access energies, beside the peer's figure; ``zigzag_<accelerator>.json``, the
+  translated design files (``--design``);
 * ``ratios.csv`` and ``ratios.png/svg``: every reference (SCALE-Sim, ZigZag, Timeloop, the
   datasheets) as the ratio npu-dse / reference, with the target band of each.
 
@@ -59,7 +60,7 @@ from tqdm import tqdm
 from experiments.common import Run, new_figure, parse_args
 from hw import cost, get_gpu_preset, get_preset, layers
 from hw.x64 import x64
-from npu_dse import peers
+from npu_dse import peers, peers_timeloop
 from npu_dse.designs import design_to_dict
 from npu_dse.reference import design_for, gemm_workload, load_reference, reference_path
 from npu_dse.rundir import write_atomic
@@ -322,9 +323,10 @@ def main(argv=None) -> dict:
         "datasheet_max_abs_rel_error": max(abs(s["rel_error"]) for s in sheets),
     }
     zz_ok, zz_why = peers.zigzag_available()
-    tl_ok, tl_why = peers.timeloop_available()
+    tl_ok, tl_why = peers_timeloop.timeloop_available()
     zigzag = zigzag_rows(run) if zz_ok else []
-    timeloop = [peers.compare_timeloop(n) for n in peers.TIMELOOP_DESIGNS] if tl_ok else []
+    tl_names = peers_timeloop.TIMELOOP_DESIGNS if tl_ok else ()
+    timeloop = [peers_timeloop.compare_timeloop(n) for n in tl_names]
     if zigzag or timeloop:
         run.csv(
             "peers",

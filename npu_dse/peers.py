@@ -1,5 +1,6 @@
-"""Peer tools as references: ZigZag's five accelerators and Timeloop's example designs, each
-translated into an npu-dse design costed with the peer's own per-access energies.
+"""Peer tools as references: ZigZag's five accelerators (here) and Timeloop's example designs
+(:mod:`npu_dse.peers_timeloop`), each translated into an npu-dse design costed with the
+peer's own per-access energies.
 
 The reference data sit outside the repository, in ``../shared/reference/`` (or next to the file
 ``NPU_DSE_REFERENCE`` points to): ``zigzag/*.yaml`` and ``zigzag/expected.csv`` (ZigZag 3.9.1,
@@ -40,24 +41,13 @@ How a ZigZag accelerator becomes an npu-dse design (:func:`zigzag_design`)
 * Workload: ResNet-18's Conv and Gemm nodes (ZigZag costs no other node), 8-bit weights and
   activations, 16-bit partial sums, 1 GHz (a cycle per cycle), DRAM 8 bytes per cycle shared
   by reads and writes (ZigZag's one 64-bit read-write port).
-
-How a Timeloop example design becomes one (:func:`timeloop_design`)
----------------------------------------------------------------------
-The README's table gives the PE array, the word width and the per-access energies; the rest
-is an assumption stated here: one 128 KiB global buffer (the exercises' ``shared_glb``,
-16384 x 64 bits) shared by the three operands; widths ``w = a = acc`` = the word width;
-dataflow ws for ``simple_weight_stationary`` and ``eyeriss_like`` (row stationary is none of
-os/ws/is; as the ``eyeriss-like`` preset), os for ``simple_output_stationary``; no DRAM
-bandwidth limit (Timeloop's runs have none) and no PE-local storage.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +57,6 @@ from hw.types import CostReport
 from npu_dse.designs import DesignFile, design_from_dict
 from npu_dse.reference import reference_path
 from npu_dse.simulate import simulate
-from npu_dse.workloads import BUILDERS
 
 ZIGZAG_ACCELERATORS = (
     "edge_tpu_like",
@@ -97,14 +86,6 @@ ZIGZAG_CLOCK_MHZ = 1000.0  # ZigZag counts cycles; 1 GHz makes a cycle a nanosec
 ZIGZAG_BITS = {"w_bits": 8, "a_bits": 8, "acc_bits": 16}  # ZigZag's input and psum precisions
 _OPERANDS = {"ifmap": "I1", "filter": "I2", "ofmap": "O"}
 
-TIMELOOP_DESIGNS = ("simple_weight_stationary", "simple_output_stationary", "eyeriss_like")
-TIMELOOP_DATAFLOW = {
-    "simple_weight_stationary": "ws",
-    "simple_output_stationary": "os",
-    "eyeriss_like": "ws",
-}
-TIMELOOP_GLB_KIB = 128.0  # the exercises' shared_glb: 16384 words x 64 bits (assumption here)
-
 
 def reference_dir() -> Path:
     """``../shared/reference`` (the folder of ``npu_dse.reference.reference_path``)."""
@@ -118,11 +99,6 @@ def zigzag_available() -> tuple[bool, str]:
     need += [ref / "zigzag" / f"{n}.yaml" for n in ZIGZAG_ACCELERATORS]
     missing = [str(p) for p in need if not p.exists()]
     return (not missing, f"ZigZag reference data not found: {missing[0]}" if missing else "")
-
-
-def timeloop_available() -> tuple[bool, str]:
-    path = reference_dir() / "timeloop" / "README.md"
-    return path.exists(), f"Timeloop reference data not found: {path}"
 
 
 # ---- ZigZag ------------------------------------------------------------------------------
@@ -226,20 +202,21 @@ def zigzag_workload() -> layers.Workload:
     return layers.workload([lay for lay in imported.layers if lay.gemm_count])
 
 
-def _total(rep: CostReport, field: str) -> float:
+def report_total(rep: CostReport, field: str) -> float:
+    """The sum over layers of one report field."""
     return float(np.sum(np.asarray(getattr(rep, field))))
 
 
 def dram_bytes(rep: CostReport) -> float:
     """Every byte the report moves to or from DRAM."""
     parts = ("ifmap_read", "filter_read", "ofmap_write", "ofmap_read")
-    return sum(_total(rep, f"dram_{p}_bytes") for p in parts)
+    return sum(report_total(rep, f"dram_{p}_bytes") for p in parts)
 
 
 def energy_pj(rep: CostReport) -> float:
     """Total energy of the report, pJ (every ``energy_*_pj`` term)."""
     names = [f.name for f in dataclasses.fields(rep) if f.name.startswith("energy_")]
-    return sum(_total(rep, n) for n in names)
+    return sum(report_total(rep, n) for n in names)
 
 
 def compare_zigzag(name: str, workload: layers.Workload | None = None) -> dict:
@@ -247,7 +224,7 @@ def compare_zigzag(name: str, workload: layers.Workload | None = None) -> dict:
     wl = zigzag_workload() if workload is None else workload
     rep = simulate(wl, zigzag_design(name)).report
     ref = zigzag_expected()[name]
-    energy, cycles = energy_pj(rep), _total(rep, "total_cycles")
+    energy, cycles = energy_pj(rep), report_total(rep, "total_cycles")
     return {
         "accelerator": name,
         "dataflow": ZIGZAG_DATAFLOW[name],
@@ -257,113 +234,9 @@ def compare_zigzag(name: str, workload: layers.Workload | None = None) -> dict:
         "latency_cycles": cycles,
         "zigzag_latency_cycles": ref["latency_cycles"],
         "latency_ratio": cycles / ref["latency_cycles"],
-        "compute_cycles": _total(rep, "compute_cycles"),
+        "compute_cycles": report_total(rep, "compute_cycles"),
         "dram_bytes": dram_bytes(rep),
-        "energy_dram_pj": _total(rep, "energy_dram_pj"),
-        "energy_sram_pj": _total(rep, "energy_sram_pj"),
-        "energy_mac_pj": _total(rep, "energy_mac_pj"),
-    }
-
-
-# ---- Timeloop ----------------------------------------------------------------------------
-
-
-def _timeloop_readme() -> str:
-    return (reference_dir() / "timeloop" / "README.md").read_text()
-
-
-def _pj_per_bit(cell: str) -> float:
-    """``"32.38 / 64 = 0.506"`` or ``"0.506"`` -> 0.506 (the last number of the cell)."""
-    return float(re.findall(r"[0-9.]+", cell)[-1])
-
-
-def timeloop_table() -> dict[str, dict]:
-    """The README's table of designs: PEs, word bits, cycles, energy, DRAM words, energies."""
-    out = {}
-    for line in _timeloop_readme().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if not cells or cells[0] not in TIMELOOP_DESIGNS:
-            continue
-        rows, cols = (int(x) for x in cells[1].split("x"))
-        out[cells[0]] = {
-            "rows": rows,
-            "cols": cols,
-            "word_bits": int(cells[2]),
-            "cycles": float(cells[3].replace(",", "")),
-            "energy_pj": float(cells[5]) * 1e6,
-            "dram_words": float(cells[7].replace(",", "")),
-            "dram_pj_per_bit": _pj_per_bit(cells[8]),
-            "glb_pj_per_bit": _pj_per_bit(cells[9]),
-            "mac_pj": _pj_per_bit(cells[10]),
-        }
-    glb = {k: v["glb_pj_per_bit"] for k, v in out.items()}
-    for name, v in out.items():  # a cell that says only "0.506" refers to the row above
-        v["glb_pj_per_bit"] = glb[name]
-    return out
-
-
-def timeloop_workload() -> layers.Workload:
-    """The README's ``default_problem`` (its JSON block) as a workload."""
-    block = re.search(r"```json\n(.*?)```", _timeloop_readme(), re.S).group(1)
-    specs = json.loads(block)["layers"]
-    built = []
-    for spec in specs:
-        kwargs = {k: v for k, v in spec.items() if k not in ("name", "type")}
-        built.append(BUILDERS[spec["type"]](spec["name"], **kwargs))
-    return layers.workload(built)
-
-
-def timeloop_design(name: str, row: dict) -> DesignFile:
-    bits = row["word_bits"]
-    glb = row["glb_pj_per_bit"]
-    return design_from_dict(
-        {
-            "name": f"timeloop-{name}",
-            "rows": row["rows"],
-            "cols": row["cols"],
-            "dataflow": TIMELOOP_DATAFLOW[name],
-            "clock_mhz": 1000.0,
-            "ifmap_sram_kib": TIMELOOP_GLB_KIB / 3,
-            "filter_sram_kib": TIMELOOP_GLB_KIB / 3,
-            "ofmap_sram_kib": TIMELOOP_GLB_KIB / 3,
-            "unified_sram": True,
-            "dram_per_stream": False,
-            "w_bits": bits,
-            "a_bits": bits,
-            "acc_bits": bits,
-            "tech": {
-                "mac_pj": row["mac_pj"],
-                "dram_pj_per_bit": row["dram_pj_per_bit"],
-                "ifmap_sram_pj_per_bit": glb,
-                "filter_sram_pj_per_bit": glb,
-                "ofmap_sram_pj_per_bit": glb,
-                "leak_mw_per_mm2": 0.0,
-                "reg_pj_per_bit": 0.0,
-                "rf_pj_per_bit": 0.0,
-            },
-        }
-    )
-
-
-def compare_timeloop(name: str) -> dict:
-    """npu-dse's figures for Timeloop's ``name`` on the default problem beside Timeloop's."""
-    row = timeloop_table()[name]
-    rep = simulate(timeloop_workload(), timeloop_design(name, row), stall=False).report
-    ref_bytes = row["dram_words"] * row["word_bits"] / 8.0
-    energy, cycles = energy_pj(rep), _total(rep, "total_cycles")
-    return {
-        "design": name,
-        "dataflow": TIMELOOP_DATAFLOW[name],
-        "dram_bytes": dram_bytes(rep),
-        "timeloop_dram_bytes": ref_bytes,
-        "dram_ratio": dram_bytes(rep) / ref_bytes,
-        "energy_pj": energy,
-        "timeloop_energy_pj": row["energy_pj"],
-        "energy_ratio": energy / row["energy_pj"],
-        "cycles": cycles,
-        "timeloop_cycles": row["cycles"],
-        "cycles_ratio": cycles / row["cycles"],
-        "energy_dram_pj": _total(rep, "energy_dram_pj"),
-        "energy_sram_pj": _total(rep, "energy_sram_pj"),
-        "energy_mac_pj": _total(rep, "energy_mac_pj"),
+        "energy_dram_pj": report_total(rep, "energy_dram_pj"),
+        "energy_sram_pj": report_total(rep, "energy_sram_pj"),
+        "energy_mac_pj": report_total(rep, "energy_mac_pj"),
     }

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from experiments import exp_validation
-from npu_dse import peers
+from npu_dse import peers, peers_timeloop
 from npu_dse.reference import REFERENCE_ENV, reference_path
 
 
@@ -54,8 +54,8 @@ def test_quick_run_matches_scalesim(tmp_path):
         assert len(zz) == 11  # energy and latency on five accelerators, DRAM on edge_tpu_like
         assert zz["edge_tpu_like", "energy"] == headline["zigzag_energy_ratio"]["edge_tpu_like"]
         assert (tmp_path / "zigzag_tpu_like.json").exists()
-    if peers.timeloop_available()[0]:
-        assert set(headline["timeloop_dram_ratio"]) == set(peers.TIMELOOP_DESIGNS)
+    if peers_timeloop.timeloop_available()[0]:
+        assert set(headline["timeloop_dram_ratio"]) == set(peers_timeloop.TIMELOOP_DESIGNS)
     for name in ("compute_parity", "stall_parity", "ratios"):
         for ext in ("png", "svg"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0

@@ -10,9 +10,9 @@ npu-dse (all 256 PEs, no PE-local level) does not pay.
 
 import pytest
 
-from npu_dse import peers
+from npu_dse import peers_timeloop
 
-AVAILABLE, WHY = peers.timeloop_available()
+AVAILABLE, WHY = peers_timeloop.timeloop_available()
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=WHY)
 
 EYERISS_ENERGY_GAP = (
@@ -24,23 +24,23 @@ EYERISS_ENERGY_GAP = (
 
 @pytest.fixture(scope="module")
 def results():
-    return {n: peers.compare_timeloop(n) for n in peers.TIMELOOP_DESIGNS}
+    return {n: peers_timeloop.compare_timeloop(n) for n in peers_timeloop.TIMELOOP_DESIGNS}
 
 
 def test_readme_table_and_workload():
-    table = peers.timeloop_table()
-    assert set(table) == set(peers.TIMELOOP_DESIGNS)
+    table = peers_timeloop.timeloop_table()
+    assert set(table) == set(peers_timeloop.TIMELOOP_DESIGNS)
     eyeriss = table["eyeriss_like"]
     assert (eyeriss["rows"], eyeriss["cols"], eyeriss["word_bits"]) == (14, 12, 8)
     # "18.18 / 64 = 0.284": the last number of the cell; "0.506" alone repeats the row above
     assert eyeriss["glb_pj_per_bit"] == 0.284
     assert table["simple_output_stationary"]["glb_pj_per_bit"] == 0.506
-    wl = peers.timeloop_workload()
+    wl = peers_timeloop.timeloop_workload()
     # 3 channels, 32 filters of 3x3, 112x112 outputs: 112 * 112 * 27 * 32 MACs
     assert int(wl.macs[0]) == 10_838_016 == 112 * 112 * 27 * 32
 
 
-@pytest.mark.parametrize("name", peers.TIMELOOP_DESIGNS)
+@pytest.mark.parametrize("name", peers_timeloop.TIMELOOP_DESIGNS)
 def test_dram_bytes_within_5_percent(results, name):
     assert results[name]["dram_ratio"] == pytest.approx(1.0, abs=0.05)
 
@@ -57,6 +57,6 @@ def test_simple_designs_spend_less_than_timeloop(results):
     for name in ("simple_weight_stationary", "simple_output_stationary"):
         r = results[name]
         assert r["energy_ratio"] < 1.0
-        ref = peers.timeloop_table()[name]
+        ref = peers_timeloop.timeloop_table()[name]
         ref_dram_pj = ref["dram_words"] * ref["word_bits"] * ref["dram_pj_per_bit"]
         assert r["energy_dram_pj"] / ref_dram_pj == pytest.approx(1.0, abs=0.05)
