@@ -51,7 +51,7 @@ def test_quick_run_matches_scalesim(tmp_path):
             for r in ratios
             if "ZigZag" in r["reference"]
         }
-        assert len(zz) == 11  # energy and latency on five accelerators, DRAM on edge_tpu_like
+        assert len(zz) == 12  # energy and latency on five accelerators, DRAM on two
         assert zz["edge_tpu_like", "energy"] == headline["zigzag_energy_ratio"]["edge_tpu_like"]
         assert (tmp_path / "zigzag_tpu_like.json").exists()
     if peers_timeloop.timeloop_available()[0]:
