@@ -4,11 +4,14 @@ reference files and ZigZag).
 How a Timeloop example design becomes one (:func:`timeloop_design`)
 ---------------------------------------------------------------------
 The README's table gives the PE array, the word width and the per-access energies; the rest
-is an assumption stated here: one 128 KiB global buffer (the exercises' ``shared_glb``,
-16384 x 64 bits) shared by the three operands; widths ``w = a = acc`` = the word width;
-dataflow ws for ``simple_weight_stationary`` and ``eyeriss_like`` (row stationary is none of
-os/ws/is; as the ``eyeriss-like`` preset), os for ``simple_output_stationary``; no DRAM
-bandwidth limit (Timeloop's runs have none) and no PE-local storage.
+is stated here: one 128 KiB global buffer shared by the three operands (the exercises'
+``shared_glb``, 16384 x 64 bits in the ``timeloop-mapper.flattened_architecture.yaml`` of
+simple_weight_stationary and eyeriss_like; assumed the same for simple_output_stationary);
+widths ``w = a = acc`` = the word width (eyeriss_like's 16-bit partial sums stay in its PE
+scratchpads, which are not modelled); dataflow ws for ``simple_weight_stationary`` and
+``eyeriss_like`` (row stationary is none of os/ws/is; as the ``eyeriss-like`` preset), os for
+``simple_output_stationary``; no DRAM bandwidth limit (Timeloop's runs have none) and no
+PE-local storage. Rows x columns are the README's ``AxB`` as written (eyeriss_like 14 x 12).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ TIMELOOP_DATAFLOW = {
     "simple_output_stationary": "os",
     "eyeriss_like": "ws",
 }
-TIMELOOP_GLB_KIB = 128.0  # the exercises' shared_glb: 16384 words x 64 bits (assumption here)
+TIMELOOP_GLB_KIB = 128.0  # the exercises' shared_glb: 16384 words x 64 bits (module docstring)
 
 
 def timeloop_available() -> tuple[bool, str]:
