@@ -15,16 +15,29 @@ Produces, under ``--out``:
 * ``datasheet.csv``: the presets' peak TOPS against their datasheets (TPU v1 92 TOPS, Jouppi
   et al. ISCA 2017; Coral Edge TPU 4 TOPS; A100 312 TFLOPS fp16 and 624 TOPS int8 dense,
   NVIDIA A100 whitepaper 2020);
-* ``compute_parity.png/svg`` (log-log, y = x) and ``stall_parity.png/svg``.
+* ``compute_parity.png/svg`` (log-log, y = x) and ``stall_parity.png/svg``;
+* ``peers.csv``: ZigZag 3.9.1's five accelerators on ResNet-18 (energy, latency, DRAM bytes)
+  and Timeloop's three example designs on its default layer (DRAM bytes, energy, cycles), each
+  translated by ``npu_dse.peers`` or ``npu_dse.peers_timeloop`` and costed with the peer's
+  per-access energies, beside the peer's figure; ``zigzag_<accelerator>.json``, the
+  translated design files (``--design``);
+* ``ratios.csv`` and ``ratios.png/svg``: every reference (SCALE-Sim, ZigZag, Timeloop, the
+  datasheets) as the ratio npu-dse / reference, with the target band of each.
 
 Without the reference data the script runs the datasheet part only and says so in the
-headline (``reference``: ``"skipped: ..."``).
+headline (``reference``, ``zigzag``, ``timeloop``: ``"skipped: ..."``).
 
 Command: ``.venv/bin/python experiments/exp_validation.py --out runs/exp_validation [--quick]``
 (``--quick`` replays every fourth reference row).
 
 Run time on the 2-core CPU: 13 s in full (289 compute rows, 95 B rows x 2 memory models),
 13 s with ``--quick`` (73 and 24 rows; compiling dominates).
+
+Expected headline (both modes), npu-dse / ZigZag: energy 1.06, 1.05, 0.92, 0.93, 1.08 and
+latency 1.07, 0.83, 1.01, 1.07, 1.14 (edge_tpu_like, tpu_like, ascend_like, tesla_npu_like,
+meta_prototype), DRAM bytes 1.04 and 1.02 on edge_tpu_like and tpu_like; npu-dse / Timeloop
+DRAM bytes 1.00, 0.97, 0.97 and energy 0.62, 0.79, 0.74 (simple_weight_stationary,
+simple_output_stationary, eyeriss_like).
 
 Expected headline (full): compute cycles max relative error 0.0 on all 289 rows (settings A, B
 and C, os/ws/is): the array model reproduces SCALE-Sim's folds cycle for cycle. Total cycles
@@ -38,6 +51,7 @@ assumed 480 MHz clock), A100 311.9 / 623.7 vs 312 / 624 (-0.04 %).
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 
 import numpy as np
@@ -46,7 +60,10 @@ from tqdm import tqdm
 from experiments.common import Run, new_figure, parse_args
 from hw import cost, get_gpu_preset, get_preset, layers
 from hw.x64 import x64
+from npu_dse import peers, peers_timeloop
+from npu_dse.designs import design_to_dict
 from npu_dse.reference import design_for, gemm_workload, load_reference, reference_path
+from npu_dse.rundir import write_atomic
 
 MEMORY_MODELS = ("scalesim", "tiled")
 
@@ -190,6 +207,114 @@ def _parity_plot(x, y, groups, title: str, ylabel: str):
     return fig
 
 
+def zigzag_rows(run: Run) -> list[dict]:
+    """ZigZag's accelerators beside npu-dse's translation; writes each translated design."""
+    wl = peers.zigzag_workload()
+    out = []
+    for name in tqdm(peers.ZIGZAG_ACCELERATORS, desc="ZigZag", file=sys.stderr, leave=False):
+        out.append(peers.compare_zigzag(name, wl))
+        spec = design_to_dict(peers.zigzag_design(name).config)
+        text = json.dumps(spec, indent=2) + "\n"
+        run.files.append(write_atomic(run.out / f"zigzag_{name}.json", text))
+    return out
+
+
+ZIGZAG_DRAM_BYTES = {"edge_tpu_like": 16.08e6, "tpu_like": 16_083_368}
+"""ZigZag's DRAM traffic on ResNet-18: edge_tpu_like from the reference README, tpu_like from
+ZigZag 3.9.1 rerun (tests/test_validation_zigzag.py)."""
+
+# (peer row key, metric, ours, theirs, target band as the largest |ratio - 1|)
+_ZIGZAG_METRICS = (
+    ("energy", "energy_pj", "zigzag_energy_pj", 0.10),
+    ("latency", "latency_cycles", "zigzag_latency_cycles", 0.15),
+)
+_TIMELOOP_METRICS = (
+    ("dram_bytes", "dram_bytes", "timeloop_dram_bytes", 0.05),
+    ("energy", "energy_pj", "timeloop_energy_pj", 0.25),
+    ("cycles", "cycles", "timeloop_cycles", None),
+)
+
+
+def ratio_table(zigzag, timeloop, errors, stalls, sheets) -> list[dict]:
+    """Every reference as npu-dse / reference, one row per (reference, case, metric)."""
+
+    def row(ref, case, metric, ours, theirs, band):
+        within = "" if band is None else abs(ours / theirs - 1.0) <= band
+        return {
+            "reference": ref,
+            "case": case,
+            "metric": metric,
+            "npu_dse": ours,
+            "reference_value": theirs,
+            "ratio": ours / theirs,
+            "target_abs_rel_error": "" if band is None else band,
+            "within_target": within,
+        }
+
+    out = []
+    for r in zigzag:
+        for metric, ours, theirs, band in _ZIGZAG_METRICS:
+            out.append(row("ZigZag 3.9.1", r["accelerator"], metric, r[ours], r[theirs], band))
+        if r["accelerator"] in ZIGZAG_DRAM_BYTES:
+            ref = ZIGZAG_DRAM_BYTES[r["accelerator"]]
+            out.append(
+                row("ZigZag 3.9.1", r["accelerator"], "dram_bytes", r["dram_bytes"], ref, 0.05)
+            )
+    for r in timeloop:
+        for metric, ours, theirs, band in _TIMELOOP_METRICS:
+            band = band if metric != "energy" or r["design"] == "eyeriss_like" else None
+            out.append(row("Timeloop", r["design"], metric, r[ours], r[theirs], band))
+    for e in errors:
+        if e["setting"] == "all":
+            worst = 1.0 + e["max_abs_rel_error"]
+            out.append(
+                row("SCALE-Sim 3.0.0", f"{e['rows']} rows", "compute_cycles_worst", worst, 1.0, 0.0)
+            )
+    for s in stalls:
+        if s["rows"] == "stalling":
+            med = 1.0 + s["median_abs_rel_error"]
+            case = f"{s['n']} stalling rows, {s['memory_model']}"
+            out.append(
+                row("SCALE-Sim 3.0.0", case, "total_cycles_1_plus_median_abs_error", med, 1.0, None)
+            )
+    for s in sheets:
+        case = f"{s['design']} {s['precision']}"
+        out.append(
+            row(
+                "datasheet", case, "peak_tops", s["model_peak_tops"], s["datasheet_peak_tops"], 0.02
+            )
+        )
+    return out
+
+
+def _ratio_plot(rows: list[dict]):
+    fig, ax = new_figure(7.0, 0.22 * len(rows) + 1.2)
+    y = np.arange(len(rows))[::-1]
+    colors = {"ZigZag 3.9.1": "C0", "Timeloop": "C1", "SCALE-Sim 3.0.0": "C2", "datasheet": "C3"}
+    for yi, r in zip(y, rows, strict=True):
+        band = r["target_abs_rel_error"]
+        if band != "":
+            ax.plot([1 - band, 1 + band], [yi, yi], color="0.8", lw=5, solid_capstyle="butt")
+        ax.scatter([r["ratio"]], [yi], color=colors[r["reference"]], s=18, zorder=3)
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(y, [f"{r['reference']}: {r['case']} {r['metric']}" for r in rows], fontsize=6)
+    ax.set(xscale="log", xlabel="npu-dse / reference (grey: target band)")
+    ax.set_title("Validation: every reference as a ratio")
+    fig.tight_layout()
+    return fig
+
+
+def _peer_headline(zigzag, timeloop) -> dict:
+    out = {}
+    if zigzag:
+        out["zigzag_energy_ratio"] = {r["accelerator"]: r["energy_ratio"] for r in zigzag}
+        out["zigzag_latency_ratio"] = {r["accelerator"]: r["latency_ratio"] for r in zigzag}
+    if timeloop:
+        out["timeloop_dram_ratio"] = {r["design"]: r["dram_ratio"] for r in timeloop}
+        out["timeloop_energy_ratio"] = {r["design"]: r["energy_ratio"] for r in timeloop}
+    return out
+
+
 @x64
 def main(argv=None) -> dict:
     args = parse_args(__doc__, argv)
@@ -202,10 +327,25 @@ def main(argv=None) -> dict:
         },
         "datasheet_max_abs_rel_error": max(abs(s["rel_error"]) for s in sheets),
     }
+    zz_ok, zz_why = peers.zigzag_available()
+    tl_ok, tl_why = peers_timeloop.timeloop_available()
+    zigzag = zigzag_rows(run) if zz_ok else []
+    tl_names = peers_timeloop.TIMELOOP_DESIGNS if tl_ok else ()
+    timeloop = [peers_timeloop.compare_timeloop(n) for n in tl_names]
+    if zigzag or timeloop:
+        run.csv(
+            "peers",
+            [{"reference": "ZigZag 3.9.1", **r} for r in zigzag]
+            + [{"reference": "Timeloop", **r} for r in timeloop],
+        )
+    headline |= {"zigzag": "compared" if zz_ok else f"skipped: {zz_why}"}
+    headline |= {"timeloop": "compared" if tl_ok else f"skipped: {tl_why}"}
+    headline |= _peer_headline(zigzag, timeloop)
     path = reference_path()
+    errors, summary = [], []
     if not path.exists():
         headline["reference"] = f"skipped: SCALE-Sim reference data not found at {path}"
-        return run.finish(headline)
+        return _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets)
     rows = load_reference(path)
     if args.quick:
         rows = rows[::4]
@@ -249,6 +389,13 @@ def main(argv=None) -> dict:
             for s in summary
         },
     }
+    return _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets)
+
+
+def _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets) -> dict:
+    ratios = ratio_table(zigzag, timeloop, errors, summary, sheets)
+    run.csv("ratios", ratios)
+    run.figure("ratios", _ratio_plot(ratios))
     return run.finish(headline)
 
 

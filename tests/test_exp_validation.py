@@ -5,6 +5,7 @@ import csv
 import pytest
 
 from experiments import exp_validation
+from npu_dse import peers, peers_timeloop
 from npu_dse.reference import REFERENCE_ENV, reference_path
 
 
@@ -21,6 +22,10 @@ def test_datasheet_only_without_reference(tmp_path, monkeypatch):
     assert {r["design"] for r in sheets} >= {"tpu-v1-like", "edge-tpu-like"}
     assert headline["datasheet_max_abs_rel_error"] < 0.02
     assert not (tmp_path / "run" / "compute_parity.csv").exists()
+    assert headline["zigzag"].startswith("skipped") and headline["timeloop"].startswith("skipped")
+    ratios = _rows(tmp_path / "run" / "ratios.csv")
+    assert {r["reference"] for r in ratios} == {"datasheet"} and len(ratios) == len(sheets)
+    assert (tmp_path / "run" / "ratios.png").stat().st_size > 0
 
 
 def test_quick_run_matches_scalesim(tmp_path):
@@ -35,6 +40,22 @@ def test_quick_run_matches_scalesim(tmp_path):
     summary = _rows(tmp_path / "stall_error.csv")
     assert {r["memory_model"] for r in summary} == {"scalesim", "tiled"}
     assert set(headline["stall_error"]) >= {"scalesim_all", "tiled_all"}
-    for name in ("compute_parity", "stall_parity"):
+    ratios = _rows(tmp_path / "ratios.csv")
+    refs = {r["reference"] for r in ratios}
+    assert refs >= {"SCALE-Sim 3.0.0", "datasheet"}
+    for r in ratios:  # every ratio is npu-dse over the reference, as written
+        assert float(r["ratio"]) == pytest.approx(float(r["npu_dse"]) / float(r["reference_value"]))
+    if peers.zigzag_available()[0]:
+        zz = {
+            (r["case"], r["metric"]): float(r["ratio"])
+            for r in ratios
+            if "ZigZag" in r["reference"]
+        }
+        assert len(zz) == 12  # energy and latency on five accelerators, DRAM on two
+        assert zz["edge_tpu_like", "energy"] == headline["zigzag_energy_ratio"]["edge_tpu_like"]
+        assert (tmp_path / "zigzag_tpu_like.json").exists()
+    if peers_timeloop.timeloop_available()[0]:
+        assert set(headline["timeloop_dram_ratio"]) == set(peers_timeloop.TIMELOOP_DESIGNS)
+    for name in ("compute_parity", "stall_parity", "ratios"):
         for ext in ("png", "svg"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
