@@ -5,7 +5,7 @@ A seeded generator builds each case from pools of hostile values (zero, negative
 belong, deep nesting, truncated files) mixed with good ones, so that many cases get past the
 first check: files (SCALE-Sim CSVs, workload JSON, design and space files, training and
 search checkpoints), flags and values, across every subcommand (``presets``, ``simulate``,
-``search``, ``train``, ``evaluate``, ``sensitivity``) and the public API
+``search``, ``train``, ``evaluate``, ``sensitivity``, ``calibrate``) and the public API
 (``hw.validate.checked_evaluate``, ``hw.layers``, ``npu_dse.simulate``, ``resolve_design``,
 ``design_from_dict``, ``dse.Space.from_dict``). Each case is classified:
 
@@ -61,8 +61,9 @@ PRESETS = presets.preset_names()
 CONV_HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
 CONV_HEADER += "Num Filter, Strides,"
 SIGNED_PARENTS = frozenset({"gradient", "exact"})
-"""Output keys under which numbers may be negative: ``sensitivity``'s derivatives (every other
-quantity printed is a count, time, energy, power, area, byte total or ratio)."""
+"""Output keys under which numbers may be negative: ``sensitivity``'s derivatives (and, by
+:func:`_signed_key`, ``calibrate``'s errors; every other quantity printed is a count, time,
+energy, power, area, byte total or ratio)."""
 
 
 class Hang(Exception):
@@ -219,10 +220,33 @@ def _checkpoint_dir(r: random.Random, folder: Path, name: str) -> Path:
     return out
 
 
+FIT_FIELDS = ["dram_pj_per_bit", "mult_pj_8b", "sram_pj_per_64b_ref", "mac_pj", "leak_mw_per_mm2"]
+FIT_FIELDS += ["node_nm", "rows", "", "dram_pj_per_bit,dram_pj_per_bit"]
+METRICS = ["energy_j", "energy_j", "power_w", "latency_s", "edp_js", ""]
+
+
+def _calibrate(r: random.Random, folder: Path) -> list[str]:
+    """``calibrate``: a measurements CSV whose rows name a workload file and a design (a preset,
+    a design file or junk), a metric and a figure; a few fields; few steps."""
+    wl = _workload_file(r, folder)  # --gemm and other flags do not apply here
+    rows = ["workload,design,metric,measured"] if r.random() < 0.9 else [r.choice(["", "a,b"])]
+    for _ in range(r.randint(0, 4)):
+        design = r.choice([*PRESETS, "design.json", "nope", ""])
+        if design == "design.json":
+            _design_flags(r, folder)  # may write design.json
+        rows.append(",".join([Path(wl[0]).name, design, r.choice(METRICS), _num(r, 0.6)]))
+    (folder / "meas.csv").write_text("\n".join(rows) + "\n")
+    fit = ",".join(r.sample(FIT_FIELDS, r.randint(1, 3)))
+    args = ["calibrate", str(folder / "meas.csv"), "--fit", fit, "--out", str(folder / "cal")]
+    return [*args, "--steps", str(r.choice([1, 5, _int(r, 0.7)])), "--json"]
+
+
 def cli_case(r: random.Random, folder: Path) -> list[str]:
     """One command line (files written into ``folder``)."""
-    commands = ["simulate", "search", "train", "evaluate", "presets", "sensitivity"]
-    cmd = r.choices(commands, [5, 3, 1, 1, 0.3, 0.5])[0]
+    commands = ["simulate", "search", "train", "evaluate", "presets", "sensitivity", "calibrate"]
+    cmd = r.choices(commands, [5, 3, 1, 1, 0.3, 0.5, 0.5])[0]
+    if cmd == "calibrate":
+        return _calibrate(r, folder)
     if cmd == "presets":
         return ["presets", *r.sample([r.choice([*PRESETS, "x", ""]), "--json"], r.randint(0, 2))]
     if cmd == "simulate":
@@ -319,7 +343,7 @@ def _numbers(value, signed=False):
     ``signed`` when the number lies under a key of :data:`SIGNED_PARENTS`."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _numbers(v, signed or str(k) in SIGNED_PARENTS)
+            yield from _numbers(v, signed or str(k) in SIGNED_PARENTS or _signed_key(k))
     elif isinstance(value, list | tuple):
         for v in value:
             yield from _numbers(v, signed)
@@ -335,6 +359,11 @@ def _numbers(value, signed=False):
         if arr.dtype.kind in "iuf":
             for x in arr.astype(np.float64).reshape(-1):
                 yield signed, float(x)
+
+
+def _signed_key(key) -> bool:
+    """``calibrate``'s per-row errors (predicted against measured) may be negative."""
+    return str(key).startswith("error_")
 
 
 def check_output(value) -> str:
