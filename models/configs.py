@@ -15,6 +15,12 @@ npu)`` with ``npu`` the ``edge-tpu-like`` preset with its bits set to the model'
     transformer_config()     10 s   0.969 0.969 0.975   INT8  0.969 0.967 0.972
     cnn_config(quick=True)    5 s   (smoke test)
 
+The character LM (``npu-dse train --model charlm --out runs/charlm``; the vocabulary comes
+from ``models.text.load_corpus()``): 2,000 steps, 4.1 min of CPU time (18 min of wall time on
+the shared 2-core machine), validation loss 1.714 nats per character (perplexity 5.55) for
+seed 0, against 3.262 nats for the training text's unigram entropy; the quick config's 400
+steps reach about 2.4.
+
 QAT is float training followed by fine-tuning with fake quantization: epochs before
 ``qat_from_epoch`` train in float, the rest with ``qat_bits`` at ``qat_learning_rate``.
 """

@@ -5,7 +5,7 @@ pixels and the one-hot row index, see ``models.data``), so the embedding ``Dense
 learned positional embedding (the rows of its weight that multiply the one-hot part). Then
 ``blocks`` times::
 
-    h = x + Attention(LayerNorm(x))            # multi-head self-attention, not causal
+    h = x + Attention(LayerNorm(x))            # multi-head self-attention (causal: opt-in)
     x = h + Dense(GELU(Dense(LayerNorm(h))))   # MLP of width mlp_ratio * d
 
 and a final LayerNorm, the mean over tokens and a dense head. Every piece is one of

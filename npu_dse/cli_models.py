@@ -94,6 +94,8 @@ def run_evaluate(args: argparse.Namespace, design_from_args, design_label) -> in
         return cli_onnx.run_evaluate_onnx(args, design, design_label(args))
     if checkpoint_model(args.checkpoint) == "charlm":
         return _run_evaluate_lm(args, design, design_label(args))
+    if args.kv_bits is not None:
+        raise InputError("--kv-bits applies to a charlm checkpoint (a KV cache) only")
     result = evaluate(args.checkpoint, design, design_label(args)).to_dict()
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
