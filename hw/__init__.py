@@ -37,6 +37,7 @@ _EXPORTS = {
     "requantize": "hw.execute",
     "run_gemm": "hw.execute",
     "run_model": "hw.interpreter",
+    "run_decode": "hw.kv_decode",
     "vector": "hw.vector:",
     "GPUConfig": "hw.gpu",
     "GPUReport": "hw.gpu",

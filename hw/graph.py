@@ -48,6 +48,7 @@ __all__ = [
     "Attention",
     "Conv",
     "Dense",
+    "INPUT",
     "LayerNorm",
     "Mean",
     "Model",
@@ -64,6 +65,9 @@ __all__ = [
 ]
 
 Model = tuple  # of Node
+
+INPUT = "input"
+"""The name under which ``Add`` finds the model's input (a residual around the first node)."""
 
 
 def check_nodes(model: Model) -> None:
@@ -85,10 +89,11 @@ def apply_float(node, x, outputs: dict):
 
 
 def forward_float(model: Model, x, *, return_all: bool = False):
-    """The fp32 forward pass; with ``return_all`` also every node's output by name."""
+    """The fp32 forward pass; with ``return_all`` also every node's output by name (and the
+    input as :data:`INPUT`)."""
     check_nodes(model)
     x = jnp.asarray(x, jnp.float32)
-    outputs = {}
+    outputs = {INPUT: x}
     for node in model:
         x = node.apply_float(x, outputs)
         outputs[node.name] = x

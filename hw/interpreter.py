@@ -199,7 +199,8 @@ def _forward(qm: QuantizedModel, config: NPUConfig, tile_k: tuple, overflow: str
         runner = Runner(config, dict(tile_k), overflow)
 
         def forward(x):
-            q, qp, outs = quant.quantize(x, qm.in_qp), qm.in_qp, {}
+            q, qp = quant.quantize(x, qm.in_qp), qm.in_qp
+            outs = {graph.INPUT: (q, qp)}
             for node in qm.model:
                 step = qm.steps[node.name]
                 q = node.execute(runner, q, qp, step, outs)

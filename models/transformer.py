@@ -5,7 +5,7 @@ pixels and the one-hot row index, see ``models.data``), so the embedding ``Dense
 learned positional embedding (the rows of its weight that multiply the one-hot part). Then
 ``blocks`` times::
 
-    h = x + Attention(LayerNorm(x))            # multi-head self-attention, not causal
+    h = x + Attention(LayerNorm(x))            # multi-head self-attention (causal: opt-in)
     x = h + Dense(GELU(Dense(LayerNorm(h))))   # MLP of width mlp_ratio * d
 
 and a final LayerNorm, the mean over tokens and a dense head. Every piece is one of
@@ -52,10 +52,12 @@ class QLayerNorm(nnx.Module):
 class QAttention(nnx.Module):
     """Multi-head self-attention with ``d x d`` projections and fake quantization."""
 
-    def __init__(self, d: int, heads: int, spec: QuantSpec | None, *, rngs: nnx.Rngs):
+    def __init__(
+        self, d: int, heads: int, spec: QuantSpec | None, *, rngs: nnx.Rngs, causal: bool = False
+    ):
         if d % heads:
             raise ValueError(f"d_model={d} must be a multiple of heads={heads}")
-        self.heads = heads
+        self.heads, self.causal = heads, causal
         self.q, self.k, self.v, self.o = (QDense(d, d, spec, rngs=rngs) for _ in range(4))
         self.ctx_q = ActQuant(spec)
         self.a_bits = None if spec is None else spec.a_bits
@@ -64,7 +66,8 @@ class QAttention(nnx.Module):
     def __call__(self, x):
         qh, kh, vh = (graph.heads_split(p(x), self.heads) for p in (self.q, self.k, self.v))
         scores = qh @ jnp.swapaxes(kh, -1, -2) / np.sqrt(qh.shape[-1])
-        probs = vector.softmax(scores, precision="fp32")
+        mask = graph.causal_mask(x.shape[1]) if self.causal else None
+        probs = vector.softmax(scores, precision="fp32", mask=mask)
         if self.qat and self.a_bits:
             qp = quant.QParams(
                 scale=jnp.float32(1.0 / (2**self.a_bits - 1)),
@@ -78,19 +81,21 @@ class QAttention(nnx.Module):
     def to_node(self, name: str) -> graph.Attention:
         w = {f"w{p}": _np(getattr(self, p).kernel) for p in "qkvo"}
         b = {f"b{p}": _np(getattr(self, p).bias) for p in "qkvo"}
-        return graph.Attention(name, **w, **b, heads=self.heads, causal=False)
+        return graph.Attention(name, **w, **b, heads=self.heads, causal=self.causal)
 
 
 class Block(nnx.Module):
     """Pre-norm block: attention and GELU MLP, each with a residual add (quantized)."""
 
-    def __init__(self, d: int, heads: int, mlp_ratio: int, qat: QAT, name: str, *, rngs):
+    def __init__(
+        self, d: int, heads: int, mlp_ratio: int, qat: QAT, name: str, *, rngs, causal=False
+    ):
 
         def spec(part: str) -> QuantSpec | None:
             return layer_spec(qat, f"{name}_{part}")
 
         self.ln1 = QLayerNorm(d, spec("ln1"))
-        self.attn = QAttention(d, heads, spec("attn"), rngs=rngs)
+        self.attn = QAttention(d, heads, spec("attn"), rngs=rngs, causal=causal)
         self.res1_q = ActQuant(spec("res1"))
         self.ln2 = QLayerNorm(d, spec("ln2"))
         self.mlp1 = QDense(d, mlp_ratio * d, spec("mlp1"), act="gelu", rngs=rngs)

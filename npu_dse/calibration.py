@@ -66,6 +66,11 @@ def _stamp(checkpoint_dir) -> tuple[str, int]:
 def _load(checkpoint_dir: str, mtime_ns: int) -> _Run:
     """The checkpoint (cached per folder and checkpoint time, so a retrained run reloads)."""
     model, cfg = train.load_checkpoint(checkpoint_dir)
+    if cfg.model not in ("cnn", "transformer"):
+        raise ValueError(
+            f"{checkpoint_dir} holds a {cfg.model}: an accuracy model is calibrated on a cnn or "
+            "transformer checkpoint (a perplexity budget is not available in search)"
+        )
     ds = data.load(cfg.model)
     set_qat(model, False)
     fp32 = train.evaluate(model, ds.x_test, ds.y_test)["accuracy"]

@@ -321,7 +321,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "train",
-        "train the small CNN or transformer on the bundled digits",
+        "train the small CNN or transformer on the bundled digits, or the char LM on the plays",
         "Train with optax, checkpoint every epoch into --out and resume from it. Example: "
         "npu-dse train --model cnn --quick --out runs/cnn",
         _lazy("cli_models", "add_train_args"),
@@ -332,7 +332,8 @@ COMMANDS: tuple[Command, ...] = (
         "accuracy, latency, energy and power of a trained model on a simulated NPU",
         "Quantize a trained checkpoint post-training, run the test set bit-accurately on the "
         f"design (--preset, default {DEFAULT_PRESET}, or the design flags) and report accuracy "
-        "beside float accuracy with the cost of one inference. Example: npu-dse evaluate "
+        "beside float accuracy with the cost of one inference (a charlm: perplexity by "
+        "token-by-token decode, and the cost of one token). Example: npu-dse evaluate "
         "--checkpoint runs/cnn --preset edge-tpu-like --w-bits 8 --a-bits 8",
         _lazy("cli_models", "add_evaluate_args", add_design_args=add_design_args),
         _jax(

@@ -5,13 +5,16 @@ the output folder already holds a run of the same config) with a progress bar on
 ``evaluate`` loads a checkpoint, quantizes the model post-training at the requested widths
 (calibrated on 512 training samples), executes the test set bit-accurately on the design
 (``hw.engine.run_model``) and reports accuracy beside the float accuracy, with the exact cost
-of one inference (batch 1) on that design.
+of one inference (batch 1) on that design; for a ``charlm`` checkpoint it decodes validation
+text token by token with the KV cache on the design and reports perplexity beside the float
+model's, with the cost of one token (``npu_dse.evaluate_lm``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from tqdm import tqdm
 
@@ -19,6 +22,7 @@ from hw.bounds import InputError
 from models import configs
 from npu_dse import cli_onnx
 from npu_dse.evaluate import evaluate
+from npu_dse.evaluate_lm import VAL_CHARS, checkpoint_model, evaluate_lm
 from npu_dse.train import train, train_config
 
 
@@ -52,6 +56,12 @@ def run_train(args: argparse.Namespace) -> int:
         final = train(cfg, args.out, progress=progress)
     if args.json:
         print(json.dumps(final | {"out": str(args.out)}, indent=2, allow_nan=False))
+    elif cfg.model == "charlm":
+        print(
+            f"charlm: epoch {final['epoch']}, validation loss {final['test_loss']:.4f} nats/char "
+            f"(perplexity {math.exp(final['test_loss']):.3f}), next-character accuracy "
+            f"{final['test_accuracy']:.4f}; checkpoint and metrics in {args.out}"
+        )
     else:
         print(
             f"{cfg.model}: epoch {final['epoch']}, test accuracy {final['test_accuracy']:.4f}, "
@@ -64,6 +74,15 @@ def add_evaluate_args(p: argparse.ArgumentParser, add_design_args) -> None:
     p.add_argument("--checkpoint", metavar="DIR", help="a `npu-dse train` folder")
     cli_onnx.add_onnx_args(p)
     add_design_args(p)
+    g = p.add_argument_group("character LM", "for a charlm checkpoint")
+    g.add_argument(
+        "--val-chars",
+        type=int,
+        default=VAL_CHARS,
+        metavar="N",
+        help=f"validation characters decoded (whole windows; default {VAL_CHARS})",
+    )
+    g.add_argument("--kv-bits", type=int, metavar="B", help="KV cache width (default: --a-bits)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -73,6 +92,10 @@ def run_evaluate(args: argparse.Namespace, design_from_args, design_label) -> in
         raise InputError("give --checkpoint DIR or --onnx FILE (one of them)")
     if args.onnx is not None:
         return cli_onnx.run_evaluate_onnx(args, design, design_label(args))
+    if checkpoint_model(args.checkpoint) == "charlm":
+        return _run_evaluate_lm(args, design, design_label(args))
+    if args.kv_bits is not None:
+        raise InputError("--kv-bits applies to a charlm checkpoint (a KV cache) only")
     result = evaluate(args.checkpoint, design, design_label(args)).to_dict()
     if args.json:
         print(json.dumps(result, indent=2, allow_nan=False))
@@ -84,5 +107,24 @@ def run_evaluate(args: argparse.Namespace, design_from_args, design_label) -> in
         f"samples\nper inference: latency {r['latency_s'] * 1e6:.2f} us, energy "
         f"{r['energy_j'] * 1e6:.3f} uJ, power {r['power_w']:.3g} W, {r['tops_per_w']:.3g} "
         f"TOPS/W; area {r['area_mm2']:.3g} mm^2"
+    )
+    return 0
+
+
+def _run_evaluate_lm(args: argparse.Namespace, design, label: str) -> int:
+    r = evaluate_lm(
+        args.checkpoint, design, label, val_chars=args.val_chars, kv_bits=args.kv_bits
+    ).to_dict()
+    if args.json:
+        print(json.dumps(r, indent=2, allow_nan=False))
+        return 0
+    print(
+        f"charlm on {r['design']} at w{r['w_bits']}/a{r['a_bits']}/kv{r['kv_bits']}: perplexity "
+        f"{r['perplexity']:.4f} (float {r['float_perplexity']:.4f}), validation loss "
+        f"{r['val_loss']:.4f} nats/char (float {r['float_val_loss']:.4f}; unigram entropy "
+        f"{r['unigram_entropy']:.4f}) on {r['val_chars']} characters\nper token: "
+        f"{r['time_per_token_s'] * 1e6:.3f} us ({r['tokens_per_s']:.4g} tokens/s), energy "
+        f"{r['energy_per_token_j'] * 1e6:.4g} uJ, power {r['power_w']:.3g} W; area "
+        f"{r['area_mm2']:.3g} mm^2"
     )
     return 0

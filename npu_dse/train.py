@@ -1,8 +1,9 @@
 """The ``train`` use case: a small model trained, checkpointed every epoch, resumable.
 
 :func:`train_config` turns what a user asks for (the model, quick or full, epochs, seed,
-QAT widths) into a ``models.TrainConfig``; :func:`train` runs it into a folder and returns the
-final metrics. Rerunning on the same folder resumes (a finished run returns at once).
+QAT widths) into a ``models.TrainConfig`` (for ``charlm`` with the plays' vocabulary);
+:func:`train` runs it into a folder and returns the final metrics. Rerunning on the same
+folder resumes (a finished run returns at once).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from hw import bounds
 from hw.bounds import InputError
-from models import configs
+from models import configs, text
 from models import train as training
 from npu_dse.inputs import boundary
 from npu_dse.rundir import remove_stale_temps
@@ -36,8 +37,13 @@ def train_config(
         bounds.check_seed(seed, "seed")
     if epochs is not None and not 1 <= epochs <= EPOCHS_MAX:
         raise InputError(f"epochs must be in 1..{EPOCHS_MAX}, got {epochs}")
-    make = configs.cnn_config if model == "cnn" else configs.transformer_config
-    cfg = make(quick=quick, qat_bits=tuple(qat_bits) if qat_bits else None)
+    if model == "charlm":
+        if qat_bits:
+            raise InputError("qat is not available for charlm (it is quantized post-training)")
+        cfg = configs.charlm_config(text.load_corpus().vocab, quick=quick)
+    else:
+        make = configs.cnn_config if model == "cnn" else configs.transformer_config
+        cfg = make(quick=quick, qat_bits=tuple(qat_bits) if qat_bits else None)
     changes = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
     return dataclasses.replace(cfg, **changes) if changes else cfg
 

@@ -130,19 +130,32 @@ class Attention(Node):
         )
 
     def execute(self, run, q, in_qp, step: AttentionStep, outputs: dict):
+        qh, kh, vh = self.project(run, q, in_qp, step, outputs)
+        mask = causal_mask(q.shape[1]) if self.causal else None
+        return self.attend(run, qh, kh, vh, step, mask, outputs)
+
+    def project(self, run, q, in_qp, step: AttentionStep, outputs: dict):
+        """The integer q, k, v codes of the input codes ``q``, split in heads ``(B, H, T,
+        D / H)`` (a decode step appends k and v to its cache, :mod:`hw.kv_decode`)."""
         n = self.name
         steps = {"q": step.q, "k": step.k, "v": step.v}
         proj = {
             p: Dense(f"{n}_{p}", w, b).execute(run, q, in_qp, steps[p], outputs)
             for p, (w, b) in self._projections().items()
         }
-        qh, kh, vh = (heads_split(proj[p], self.heads) for p in "qkv")
+        return tuple(heads_split(proj[p], self.heads) for p in "qkv")
+
+    def attend(self, run, qh, kh, vh, step: AttentionStep, mask, outputs: dict):
+        """Scores, softmax (``mask`` False excludes a key), probabilities times values and the
+        output projection, from the codes of :meth:`project`; keys and values may be longer
+        than the queries (a KV cache)."""
+        n = self.name
+        steps = {"q": step.q, "k": step.k, "v": step.v}
         z = {p: steps[p].out_qp.zero_point for p in "qkv"}
         bits = {p: steps[p].out_qp.bits for p in "qkv"}
         k_t = jnp.swapaxes(kh - z["k"], -1, -2)
         scores = run.bmm(qh - z["q"], k_t, f"{n}_qk", bits["q"], bits["k"])
         s_qk = float(step.q.out_qp.scale) * float(step.k.out_qp.scale)
-        mask = causal_mask(q.shape[1]) if self.causal else None
         precision = "fp32" if "softmax" in run.host else run.precision
         probs = vector.softmax(
             scores * s_qk / np.sqrt(qh.shape[-1]), precision=precision, mask=mask
@@ -156,7 +169,7 @@ class Attention(Node):
             shift=step.av_shift,
             zero_point=step.ctx_qp.zero_point,
             out_bits=step.ctx_qp.bits,
-            acc_bound=run.acc_bound(q.shape[1], p_qp.bits, bits["v"] + 1, "matmul" in run.host),
+            acc_bound=run.acc_bound(kh.shape[-2], p_qp.bits, bits["v"] + 1, "matmul" in run.host),
         )
         o = Dense(f"{n}_o", self.wo, self.bo)
         return o.execute(run, ctx_q, step.ctx_qp, step.o, outputs)
