@@ -27,8 +27,7 @@ from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.inputs import boundary
 from npu_dse.rundir import versions
-from npu_dse.spaces import load_space
-from npu_dse.techfiles import load_tech
+from npu_dse.spaces import load_space, with_tech
 from npu_dse.workloads import load_workload
 
 METHODS = tuple(dse.METHODS)
@@ -141,11 +140,7 @@ def problem_from_files(
     budgets = budgets.check()
     if budgets.min_accuracy is not None and checkpoint is None:
         raise ValueError("an accuracy budget needs a trained model (--checkpoint DIR) to measure")
-    found = load_space(space)
-    if tech is not None:
-        base = found.base_config()
-        base = dataclasses.replace(base, tech=load_tech(tech, base.tech))
-        found = dataclasses.replace(found, base_design=base)
+    found = with_tech(load_space(space), tech)
     accuracy = None
     if checkpoint is not None:
         from npu_dse import calibration

@@ -7,6 +7,7 @@ not absolute), so a search can start from a design found earlier or written by h
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from dse import Space
@@ -14,6 +15,7 @@ from hw import presets
 from npu_dse.designs import load_design
 from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
+from npu_dse.techfiles import load_tech
 
 
 @boundary
@@ -35,3 +37,12 @@ def load_space(path: str | Path) -> Space:
         return Space.from_dict(spec, base_design=design)
     except ValueError as err:
         raise ValueError(f"{path.name}: {err}") from None
+
+
+def with_tech(space: Space, tech: str | Path | None) -> Space:
+    """``space`` whose base design takes the technology file ``tech`` (None: unchanged)."""
+    if tech is None:
+        return space
+    base = space.base_config()
+    base = dataclasses.replace(base, tech=load_tech(tech, base.tech))
+    return dataclasses.replace(space, base_design=base)

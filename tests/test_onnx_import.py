@@ -377,3 +377,41 @@ def test_resnet18_dram_traffic_near_zigzag(resnet18_onnx):
     )
     assert abs(moved / 16.08e6 - 1) < 0.05
     assert float(np.sum(np.asarray(rep.dram_filter_read_bytes))) == pytest.approx(11.68e6, rel=0.01)
+
+
+# ---- quantized ops' widths in the cost model -------------------------------------------------
+
+
+def test_quantized_widths_are_costed_and_reported(tmp_path):
+    import contextlib
+    import io
+    import json
+
+    from npu_dse import DesignFile, load_model_widths, simulate
+    from npu_dse.cli import main
+
+    def run_cli(args):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+        return code, out.getvalue(), err.getvalue()
+
+    path = tmp_path / "q.onnx"
+    onnx.save(q_model("QLinearMatMul", TensorProto.UINT8, TensorProto.INT8, False), path)
+    wl, widths = load_model_widths(path)
+    assert widths == {"q": (8, 8)}
+    wide = resolve_design(preset="edge-tpu-like", overrides={"w_bits": 16, "a_bits": 16})
+    as_model = simulate(wl, wide, widths=widths)
+    as_design = simulate(wl, wide)
+    # the same widths given as a design file's per-layer entry: the same exact figures
+    by_file = simulate(wl, DesignFile(wide.config, {"q": {"w_bits": 8, "a_bits": 8}}))
+    assert as_model.to_dict()["layers"] == by_file.to_dict()["layers"]
+    got, full = as_model.to_dict()["layers"][0], as_design.to_dict()["layers"][0]
+    assert (got["w_bits"], got["a_bits"], full["w_bits"]) == (8, 8, 16)
+    mac = "energy_breakdown_j"
+    assert got[mac]["mac"] < full[mac]["mac"] and got["dram_bytes"] < full["dram_bytes"]
+    # the command line costs them too, and a design narrower than the model is one line
+    code, out, _ = run_cli(["simulate", str(path), "--w-bits", "16", "--a-bits", "16", "--json"])
+    assert code == 0 and json.loads(out)["layers"][0]["w_bits"] == 8
+    code, _, err = run_cli(["simulate", str(path), "--w-bits", "4", "--a-bits", "8"])
+    assert code == 2 and "layer 'q': the model's w_bits 8" in err and err.count("\n") == 1
