@@ -36,6 +36,7 @@ import json
 import math
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from hw import bounds, presets
@@ -82,6 +83,9 @@ class Space:
     per_layer_bits: bool = True
     # The base design when it is not a preset (``base`` is then its label, e.g. a file name).
     base_design: NPUConfig | None = dataclasses.field(default=None, compare=False)
+    # Layers whose widths the model fixes, ((layer index, w_bits, a_bits), ...): a quantized
+    # ONNX model's integer GEMMs. Not a key of the JSON form: set from the workload.
+    fixed_bits: tuple[tuple[int, float, float], ...] = ()
 
     @staticmethod
     def from_dict(spec: dict, base_design: NPUConfig | None = None) -> Space:
@@ -145,6 +149,17 @@ class Space:
             )
         grids = np.meshgrid(*(np.asarray(getattr(self, k), float) for k in keys), indexing="ij")
         return {k: g.reshape(-1) for k, g in zip(keys, grids, strict=True)}
+
+
+def pin_bits(space: Space, w_bits, a_bits):
+    """``(w_bits, a_bits)`` (shape ``(..., L)``) with the layers of ``space.fixed_bits`` set
+    to the model's widths."""
+    if not space.fixed_bits:
+        return w_bits, a_bits
+    idx = np.array([i for i, _, _ in space.fixed_bits])
+    w = jnp.asarray(w_bits).at[..., idx].set(jnp.array([w for _, w, _ in space.fixed_bits]))
+    a = jnp.asarray(a_bits).at[..., idx].set(jnp.array([a for _, _, a in space.fixed_bits]))
+    return w, a
 
 
 def base_values(config: NPUConfig) -> dict[str, tuple]:

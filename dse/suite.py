@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hw import cost
-from hw.types import Workload
+from hw.types import LayerBits, Workload
 from hw.x64 import x64
 
 from .space import Space
@@ -104,6 +104,26 @@ def _weights(names, weights: dict[str, float] | None) -> tuple[float, ...]:
     return tuple(float(v) / total for v in values)
 
 
+def _base_report(space: Space, workload: Workload, start: int):
+    """The exact report of a network on the base design; its layers of ``space.fixed_bits``
+    (indices into the combined workload, from ``start``) at the model's widths, on the
+    multipliers ``dse.design.base_design`` gives it."""
+    base = space.base_config()
+    fixed = [
+        (i - start, w, a) for i, w, a in space.fixed_bits if 0 <= i - start < workload.num_layers
+    ]
+    if not fixed:
+        return cost.evaluate(base, workload)
+    n = workload.num_layers
+    w, a = np.full(n, float(base.w_bits)), np.full(n, float(base.a_bits))
+    for i, wb, ab in fixed:
+        w[i], a[i] = wb, ab
+    gemm = np.asarray(workload.gemm_count) > 0  # multipliers as dse.design.hardware_bits
+    w_hw = w[gemm].max() if gemm.any() else w.max()
+    config = dataclasses.replace(base, w_bits=float(w_hw), a_bits=float(a.max()))
+    return cost.evaluate(config, workload, layer_bits=LayerBits(w, a))
+
+
 @x64
 def make_suite(
     space: Space,
@@ -123,10 +143,11 @@ def make_suite(
     key = {"edp": "edp_js", "energy": "energy_j", "latency": "latency_s"}.get(objective)
     if key is None:
         raise ValueError(f"objective must be edp, energy or latency, got {objective!r}")
-    base = space.base_config()
     total = {"edp_js": "edp_js", "energy_j": "total_energy_j", "latency_s": "total_latency_s"}
-    reference = tuple(
-        float(getattr(cost.evaluate(base, w), total[key])) for w in workloads.values()
-    )
     sizes = tuple(w.num_layers for w in workloads.values())
+    starts = np.cumsum((0, *sizes[:-1]))
+    reference = tuple(
+        float(getattr(_base_report(space, w, start), total[key]))
+        for w, start in zip(workloads.values(), starts, strict=True)
+    )
     return Suite(names, sizes, shares, reference, objective), combine(workloads)

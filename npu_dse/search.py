@@ -27,8 +27,8 @@ from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.inputs import boundary
 from npu_dse.rundir import versions
-from npu_dse.spaces import load_space, with_tech
-from npu_dse.workloads import load_workload
+from npu_dse.spaces import load_space, with_model_widths, with_tech
+from npu_dse.workloads import load_model_widths
 
 METHODS = tuple(dse.METHODS)
 
@@ -148,7 +148,8 @@ def problem_from_files(
         wl, accuracy, _ = calibration.calibrate(checkpoint, bits=calibration_bits(found))
         source = f"model {checkpoint}"
     elif workload is not None:
-        wl, _ = load_workload(workload, gemm=gemm, batch=batch)
+        wl, widths = load_model_widths(workload, gemm=gemm, batch=batch)
+        found = with_model_widths(found, wl.names, widths)
         source = Path(workload).name
     else:
         raise ValueError("give --workload FILE or --checkpoint DIR (a trained model)")

@@ -46,3 +46,13 @@ def with_tech(space: Space, tech: str | Path | None) -> Space:
     base = space.base_config()
     base = dataclasses.replace(base, tech=load_tech(tech, base.tech))
     return dataclasses.replace(space, base_design=base)
+
+
+def with_model_widths(space: Space, names, widths: dict[str, tuple[int, int]]) -> Space:
+    """``space`` with the layers named in ``widths`` (``{name: (w_bits, a_bits)}``, a quantized
+    ONNX model's, ``workloads.load_model_widths``) fixed at them: the search keeps them."""
+    if not widths:
+        return space
+    index = {name: i for i, name in enumerate(names)}
+    fixed = tuple((index[n], float(w), float(a)) for n, (w, a) in widths.items())
+    return dataclasses.replace(space, fixed_bits=tuple(sorted(space.fixed_bits + fixed)))

@@ -31,8 +31,8 @@ from dse.suite import make_suite, metric_key
 from hw import bounds
 from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
-from npu_dse.spaces import load_space, with_tech
-from npu_dse.workloads import load_workload
+from npu_dse.spaces import load_space, with_model_widths, with_tech
+from npu_dse.workloads import load_model_widths
 
 SUITE_KEYS = ("path", "name", "weight", "max_latency_s", "batch", "gemm")
 """Keys of a workload in a suite file (only ``path`` is required)."""
@@ -175,9 +175,14 @@ def suite_problem(
     taken. Networks' ``max_latency_s`` become per-network budgets (``budgets.max_latency_s``
     must then be None)."""
     found = with_tech(load_space(space), tech)
-    loaded = {n.name: load_workload(n.path, gemm=n.gemm, batch=n.batch)[0] for n in networks}
+    loaded, widths = {}, {}
+    for n in networks:
+        loaded[n.name], own = load_model_widths(n.path, gemm=n.gemm, batch=n.batch)
+        widths |= {f"{n.name}/{layer}": bits for layer, bits in own.items()}
     weights = [n.weight for n in networks]
     shares = None if None in weights else {n.name: n.weight for n in networks}
+    names = [f"{net}/{layer}" for net, w in loaded.items() for layer in w.names]
+    found = with_model_widths(found, names, widths)
     suite, wl = make_suite(found, loaded, shares, objective)
     bounds.check_work(wl, max(found.rows), max(found.cols))  # the largest array searched
     per = tuple((n.name, float(n.max_latency_s)) for n in networks if n.max_latency_s)

@@ -387,7 +387,8 @@ def test_quantized_widths_are_costed_and_reported(tmp_path):
     import io
     import json
 
-    from npu_dse import DesignFile, load_model_widths, simulate
+    from dse import Budgets
+    from npu_dse import DesignFile, load_model_widths, problem_from_files, simulate
     from npu_dse.cli import main
 
     def run_cli(args):
@@ -415,3 +416,8 @@ def test_quantized_widths_are_costed_and_reported(tmp_path):
     assert code == 0 and json.loads(out)["layers"][0]["w_bits"] == 8
     code, _, err = run_cli(["simulate", str(path), "--w-bits", "4", "--a-bits", "8"])
     assert code == 2 and "layer 'q': the model's w_bits 8" in err and err.count("\n") == 1
+    # a search keeps them: the space fixes the layer's widths (dse.legal.snap_design)
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"w_bits": [4], "a_bits": [4]}))
+    problem, _ = problem_from_files(space, "edp", Budgets(), path)
+    assert problem.space.fixed_bits == ((0, 8.0, 8.0),)

@@ -121,3 +121,26 @@ def test_resnet18_and_bert_suite_beats_single_network_winners():
             assert best["suite_objective"] <= suite_row["suite_objective"]
     assert compared >= 1
     assert dataclasses.asdict(suite)["names"] == ("resnet18", "bert")
+
+
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
+def test_every_method_keeps_the_widths_the_model_fixes(method):
+    # Layer 2 ("b/fc", a quantized model's integer GEMM) is fixed at w8/a8 in a space whose
+    # widths are 4 bits only: every method must keep it, on 8-bit multipliers.
+    space = dataclasses.replace(
+        Space.from_dict({**SMALL, "w_bits": [4], "a_bits": [4]}), fixed_bits=((2, 8.0, 8.0),)
+    )
+    suite, wl = make_suite(space, two_networks(), None, "edp")
+    base = dz.base_design(space, wl)
+    assert np.asarray(base.w_bits).tolist() == [4, 4, 8] and np.asarray(base.a_bits)[2] == 8
+    # the references are the base design's own figures: it scores exactly 1
+    m = dz.metrics(dz.evaluate(space.base_config(), wl, base), suite)
+    assert float(m["suite_objective"]) == pytest.approx(1.0, rel=1e-12)
+    settings = None
+    if method == "gradient":
+        settings = dse.GradientSettings(starts=2, steps=4, legalize_every=2)
+    problem = Problem(space, wl, "edp", Budgets(), suite=suite)
+    res = dse.search(problem, method, SearchBudget(evaluations=12), seed=0, settings=settings)
+    assert np.asarray(res.best.w_bits).tolist() == [4.0, 4.0, 8.0]
+    assert np.asarray(res.best.a_bits).tolist() == [4.0, 4.0, 8.0]
+    assert dse.describe(space, res.best, wl)["hardware"]["w_bits"] == 8

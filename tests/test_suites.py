@@ -136,6 +136,8 @@ def test_search_suite_with_tech_reports_each_network(files, tmp_path):
         assert net["power_w"] == pytest.approx(net["energy_j"] / net["latency_s"], rel=1e-9)
     want = sum(n["weight"] * n["relative_objective"] for n in nets.values())
     assert best["suite_objective"] == pytest.approx(want, rel=1e-9)
+    header = (out_dir / "evaluations.csv").read_text().splitlines()[0].split(",")
+    assert {f"{k}@{n}" for k in ("latency_s", "energy_j", "power_w") for n in "ab"} <= set(header)
     saved = json.loads((out_dir / "best.json").read_text())
     assert saved["networks"] == nets and saved["tech"]["mac_pj"] == 2.0
     # without the technology file the same chip (one point in this space) costs less energy
@@ -151,3 +153,16 @@ def test_search_suite_with_tech_reports_each_network(files, tmp_path):
     assert tech["hardware"] == plain["hardware"]
     for name in ("a", "b"):
         assert tech["networks"][name]["energy_j"] > 1.5 * plain["networks"][name]["energy_j"]
+
+
+def test_a_quantized_onnx_network_keeps_its_widths_in_a_suite(files):
+    import onnx
+    from onnx import TensorProto
+    from test_onnx_import import q_model
+
+    onnx.save(
+        q_model("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, False), files / "q.onnx"
+    )
+    nets = load_suite(write_suite(files, [{"path": "a.json"}, {"path": "q.onnx"}]))
+    problem, _ = suite_problem(files / "space.json", "edp", Budgets(), nets)
+    assert problem.workload.names == ("a/g", "q/q") and problem.space.fixed_bits == ((1, 8.0, 8.0),)
