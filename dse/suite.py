@@ -34,7 +34,7 @@ from hw import cost
 from hw.types import LayerBits, Workload
 from hw.x64 import x64
 
-from .space import Space
+from .space import Space, pinned_base
 
 _PARTS = ("latency_s", "energy_j", "power_w", "edp_js")
 
@@ -104,24 +104,20 @@ def _weights(names, weights: dict[str, float] | None) -> tuple[float, ...]:
     return tuple(float(v) / total for v in values)
 
 
-def _base_report(space: Space, workload: Workload, start: int):
-    """The exact report of a network on the base design; its layers of ``space.fixed_bits``
-    (indices into the combined workload, from ``start``) at the model's widths, on the
-    multipliers ``dse.design.base_design`` gives it."""
-    base = space.base_config()
-    fixed = [
-        (i - start, w, a) for i, w, a in space.fixed_bits if 0 <= i - start < workload.num_layers
-    ]
-    if not fixed:
-        return cost.evaluate(base, workload)
-    n = workload.num_layers
-    w, a = np.full(n, float(base.w_bits)), np.full(n, float(base.a_bits))
-    for i, wb, ab in fixed:
-        w[i], a[i] = wb, ab
-    gemm = np.asarray(workload.gemm_count) > 0  # multipliers as dse.design.hardware_bits
-    w_hw = w[gemm].max() if gemm.any() else w.max()
-    config = dataclasses.replace(base, w_bits=float(w_hw), a_bits=float(a.max()))
-    return cost.evaluate(config, workload, layer_bits=LayerBits(w, a))
+def _base_reports(space: Space, workloads: dict[str, Workload], combined: Workload) -> list:
+    """Each network's exact report on the base design (``dse.design.base_design``): one chip,
+    whose multipliers are widened for the layers of ``space.fixed_bits`` in any network, and
+    those layers at the model's widths."""
+    config, bits = pinned_base(space.base_config(), combined, space.fixed_bits)
+    out, start = [], 0
+    for w in workloads.values():
+        part = None
+        if bits is not None:
+            stop = start + w.num_layers
+            part = LayerBits(bits.w_bits[start:stop], bits.a_bits[start:stop])
+        out.append(cost.evaluate(config, w, layer_bits=part))
+        start += w.num_layers
+    return out
 
 
 @x64
@@ -145,9 +141,7 @@ def make_suite(
         raise ValueError(f"objective must be edp, energy or latency, got {objective!r}")
     total = {"edp_js": "edp_js", "energy_j": "total_energy_j", "latency_s": "total_latency_s"}
     sizes = tuple(w.num_layers for w in workloads.values())
-    starts = np.cumsum((0, *sizes[:-1]))
-    reference = tuple(
-        float(getattr(_base_report(space, w, start), total[key]))
-        for w, start in zip(workloads.values(), starts, strict=True)
-    )
-    return Suite(names, sizes, shares, reference, objective), combine(workloads)
+    combined = combine(workloads)
+    reports = _base_reports(space, workloads, combined)
+    reference = tuple(float(getattr(r, total[key])) for r in reports)
+    return Suite(names, sizes, shares, reference, objective), combined
