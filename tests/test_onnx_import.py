@@ -257,7 +257,9 @@ def test_data_movement_is_free():
         helper.make_node("Shape", ["f"], ["sh"]),
         helper.make_node("Gather", ["sh", "zero"], ["g0"]),
         helper.make_node("Gather", ["table", "ids"], ["emb"]),
-        helper.make_node("Relu", ["f"], ["y"], name="act"),
+        helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(w(2, 12), "k")),
+        helper.make_node("Add", ["f", "k"], ["fk"], name="bias"),
+        helper.make_node("Relu", ["fk"], ["y"], name="act"),
     ]
     weights = {
         "shape": np.array([2, 12], np.int64),
@@ -271,8 +273,20 @@ def test_data_movement_is_free():
     model = model_of(nodes, {"x": [2, 3, 4]}, weights, ["y", "g0", "emb"])
     model.opset_import[0].version = 18
     imp = import_from_proto(model)
-    assert [lay.name for lay in imp.layers] == ["act"] and imp.host_ops == {}
-    assert imp.layers[0].ifmap_elems == 24
+    assert [lay.name for lay in imp.layers] == ["bias", "act"] and imp.host_ops == {}
+    # the Constant is resolved at compile time: the Add reads only its 24-element activation
+    assert imp.layers[0].ifmap_elems == 24 and imp.layers[0].vector_ops == 24
+    assert imp.layers[1].ifmap_elems == 24
+
+
+def test_absent_external_weights_import_from_shapes(tmp_path):
+    node = helper.make_node("MatMul", ["x", "wt"], ["y"], name="proj")
+    model = model_of([node], {"x": [4, 64]}, {"wt": w(64, 32)})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path, save_as_external_data=True, size_threshold=0, location="m.external")
+    (tmp_path / "m.external").unlink()
+    (lay,) = import_onnx(path).layers
+    assert (lay.kind, lay.gemm_m, lay.gemm_k, lay.gemm_n) == ("dense", 4, 64, 32)
 
 
 def test_unknown_op_falls_back_to_the_host(tmp_path, caplog):
