@@ -301,12 +301,14 @@ def nsga2_search(
 def exhaustive_gene_sizes(space: Space, workload: Workload) -> list[int]:
     """Choices per gene of ``legal.from_indices`` that change the design: a vector-only
     layer's weight width is fixed (``legal.snap_design`` gives it the narrowest), so its gene
-    has one choice."""
+    has one choice, as have both width genes of a layer of ``space.fixed_bits``."""
     sizes = legal.gene_sizes(space, workload)
     if space.per_layer_bits:
         vector = np.flatnonzero(np.asarray(workload.gemm_count) <= 0)
         for i in vector:
             sizes[len(HW_KEYS) + int(i)] = 1
+        for i, _, _ in space.fixed_bits:  # the model fixes both widths of these layers
+            sizes[len(HW_KEYS) + i] = sizes[len(HW_KEYS) + workload.num_layers + i] = 1
     return sizes
 
 

@@ -42,7 +42,7 @@ from hw.types import (
 from hw.x64 import x64
 
 from . import accuracy as acc
-from .space import Space, sram_total_kib
+from .space import Space, pinned_base, sram_total_kib
 from .suite import network_metrics
 
 
@@ -63,11 +63,15 @@ class Design:
 
 @x64
 def base_design(space: Space, workload: Workload, mapping: Mapping | None = None) -> Design:
-    """The base preset as a design (its default mapping unless one is given)."""
-    config = space.base_config()
+    """The base preset as a design (its default mapping unless one is given; the layers of
+    ``space.fixed_bits`` at the model's widths)."""
+    config, bits = pinned_base(space.base_config(), workload, space.fixed_bits)
     n = workload.num_layers
     if mapping is None:
-        mapping = cost.default_mapping(config, workload)
+        mapping = cost.default_mapping(config, workload, bits)
+    w, a = (np.full(n, float(config.w_bits)), np.full(n, float(config.a_bits)))
+    if bits is not None:
+        w, a = bits.w_bits, bits.a_bits
     return canonical(
         Design(
             rows=np.float64(config.rows),
@@ -76,8 +80,8 @@ def base_design(space: Space, workload: Workload, mapping: Mapping | None = None
             sram_kib=np.float64(sram_total_kib(config)),
             clock_mhz=np.float64(config.clock_mhz),
             dram_bw_gbps=np.float64(config.dram_bw_gbps),
-            w_bits=np.full(n, float(config.w_bits)),
-            a_bits=np.full(n, float(config.a_bits)),
+            w_bits=w,
+            a_bits=a,
             mapping=mapping,
         )
     )

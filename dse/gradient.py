@@ -407,7 +407,8 @@ def neighbours(problem: Problem, d: dz.Design) -> list[dz.Design]:
         cur = np.asarray(getattr(d, key), dtype=float)
         layers = [np.ones_like(cur, dtype=bool)]
         if space.per_layer_bits:
-            matters = np.asarray(wl.gemm_count > 0) if key == "w_bits" else np.ones(len(cur), bool)
+            matters = np.array(wl.gemm_count > 0) if key == "w_bits" else np.ones(len(cur), bool)
+            matters[[i for i, _, _ in space.fixed_bits]] = False  # the model fixes these
             layers = [np.arange(len(cur)) == i for i in np.flatnonzero(matters)]
         for mask in layers:
             step(key, cur, mask)

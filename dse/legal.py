@@ -15,7 +15,7 @@ from hw.types import Mapping, Workload
 from hw.x64 import x64
 
 from .design import Design
-from .space import BIT_KEYS, HW_KEYS, Space
+from .space import BIT_KEYS, HW_KEYS, Space, pin_bits
 
 CONTINUOUS_KEYS = ("rows", "cols", "sram_kib", "clock_mhz", "dram_bw_gbps")
 """Hardware keys relaxed in log space (``dataflow`` is a categorical choice)."""
@@ -44,7 +44,8 @@ def snap_design(space: Space, workload: Workload, design: Design, bits_up: bool 
     """Every hardware value and bit width of ``design`` moved to its nearest allowed value
     (widths up to the next allowed one with ``bits_up``);
     with ``per_layer_bits`` off, every layer gets the widest layer's width. Vector-only
-    layers take the narrowest weight width (they have no weights)."""
+    layers take the narrowest weight width (they have no weights); the layers of
+    ``space.fixed_bits`` the model's widths."""
     hw = {k: snap(getattr(design, k), allowed(space, k)) for k in CONTINUOUS_KEYS}
     w = snap(design.w_bits, allowed(space, "w_bits"), bits_up)
     a = snap(design.a_bits, allowed(space, "a_bits"), bits_up)
@@ -52,6 +53,7 @@ def snap_design(space: Space, workload: Workload, design: Design, bits_up: bool 
         w = jnp.broadcast_to(jnp.max(w, axis=-1, keepdims=True), w.shape)
         a = jnp.broadcast_to(jnp.max(a, axis=-1, keepdims=True), a.shape)
     w = jnp.where(workload.gemm_count > 0, w, space.w_bits[0])
+    w, a = pin_bits(space, w, a)
     df = jnp.asarray(space.dataflow)[
         jnp.argmin(
             jnp.abs(jnp.asarray(design.dataflow)[..., None] - jnp.asarray(space.dataflow)), -1

@@ -106,6 +106,12 @@ class Problem:
                 f"got {type(self.accuracy).__name__}"
             )
         self._check_suite()
+        n = self.workload.num_layers
+        bad = [i for i, _, _ in self.space.fixed_bits if not 0 <= i < n]
+        if bad:
+            raise ValueError(
+                f"problem space fixes the widths of layer {bad[0]}; layers: 0..{n - 1}"
+            )
         if self.budgets.min_accuracy is not None and self.accuracy is None:
             raise ValueError("problem budgets.min_accuracy needs an accuracy model (accuracy=)")
 

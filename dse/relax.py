@@ -44,7 +44,7 @@ from . import design as dz
 from . import objective as obj
 from .legal import CONTINUOUS_KEYS
 from .problem import Problem
-from .space import Space
+from .space import Space, pin_bits
 from .suite import network_metrics
 
 MU = 50.0
@@ -112,8 +112,9 @@ def to_design(problem: Problem, params: Params, dataflow, order=None) -> dz.Desi
     wl = problem.workload
     hw_vals = {k: 2.0 ** params.hw_log2[k] for k in CONTINUOUS_KEYS}
     n = wl.num_layers
-    w = jnp.broadcast_to(params.w_bits, (n,))
-    a = jnp.broadcast_to(params.a_bits, (n,))
+    w, a = pin_bits(
+        problem.space, jnp.broadcast_to(params.w_bits, (n,)), jnp.broadcast_to(params.a_bits, (n,))
+    )
     tiles = 2.0**params.tiles_log2
     if order is None:
         order = jnp.argmax(params.order_logits, axis=-1)

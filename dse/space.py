@@ -36,11 +36,12 @@ import json
 import math
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from hw import bounds, presets
 from hw.bounds import InputError, show
-from hw.types import DATAFLOWS, NPUConfig
+from hw.types import DATAFLOWS, LayerBits, NPUConfig
 
 DEFAULT_BASE = "edge-tpu-like"
 HW_KEYS = ("rows", "cols", "dataflow", "sram_kib", "clock_mhz", "dram_bw_gbps")
@@ -82,6 +83,9 @@ class Space:
     per_layer_bits: bool = True
     # The base design when it is not a preset (``base`` is then its label, e.g. a file name).
     base_design: NPUConfig | None = dataclasses.field(default=None, compare=False)
+    # Layers whose widths the model fixes, ((layer index, w_bits, a_bits), ...): a quantized
+    # ONNX model's integer GEMMs. Not a key of the JSON form: set from the workload.
+    fixed_bits: tuple[tuple[int, float, float], ...] = ()
 
     @staticmethod
     def from_dict(spec: dict, base_design: NPUConfig | None = None) -> Space:
@@ -145,6 +149,33 @@ class Space:
             )
         grids = np.meshgrid(*(np.asarray(getattr(self, k), float) for k in keys), indexing="ij")
         return {k: g.reshape(-1) for k, g in zip(keys, grids, strict=True)}
+
+
+def pin_bits(space: Space, w_bits, a_bits):
+    """``(w_bits, a_bits)`` (shape ``(..., L)``) with the layers of ``space.fixed_bits`` set
+    to the model's widths."""
+    if not space.fixed_bits:
+        return w_bits, a_bits
+    idx = np.array([i for i, _, _ in space.fixed_bits])
+    w = jnp.asarray(w_bits).at[..., idx].set(jnp.array([w for _, w, _ in space.fixed_bits]))
+    a = jnp.asarray(a_bits).at[..., idx].set(jnp.array([a for _, _, a in space.fixed_bits]))
+    return w, a
+
+
+def pinned_base(config: NPUConfig, workload, fixed) -> tuple[NPUConfig, LayerBits | None]:
+    """The base ``config`` for ``workload`` with the layers of ``fixed`` (``((layer, w_bits,
+    a_bits), ...)``) at those widths: multipliers as wide as ``dse.design.hardware_bits``
+    makes them, and the per-layer widths (``None`` when nothing is fixed)."""
+    if not fixed:
+        return config, None
+    n = workload.num_layers
+    w, a = np.full(n, float(config.w_bits)), np.full(n, float(config.a_bits))
+    for i, wb, ab in fixed:
+        w[i], a[i] = wb, ab
+    gemm = np.asarray(workload.gemm_count) > 0
+    w_hw = w[gemm].max() if gemm.any() else w.max()
+    config = dataclasses.replace(config, w_bits=float(w_hw), a_bits=float(a.max()))
+    return config, LayerBits(w, a)
 
 
 def base_values(config: NPUConfig) -> dict[str, tuple]:

@@ -31,10 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from hw import cost
-from hw.types import Workload
+from hw.types import LayerBits, Workload
 from hw.x64 import x64
 
-from .space import Space
+from .space import Space, pinned_base
 
 _PARTS = ("latency_s", "energy_j", "power_w", "edp_js")
 
@@ -104,6 +104,22 @@ def _weights(names, weights: dict[str, float] | None) -> tuple[float, ...]:
     return tuple(float(v) / total for v in values)
 
 
+def _base_reports(space: Space, workloads: dict[str, Workload], combined: Workload) -> list:
+    """Each network's exact report on the base design (``dse.design.base_design``): one chip,
+    whose multipliers are widened for the layers of ``space.fixed_bits`` in any network, and
+    those layers at the model's widths."""
+    config, bits = pinned_base(space.base_config(), combined, space.fixed_bits)
+    out, start = [], 0
+    for w in workloads.values():
+        part = None
+        if bits is not None:
+            stop = start + w.num_layers
+            part = LayerBits(bits.w_bits[start:stop], bits.a_bits[start:stop])
+        out.append(cost.evaluate(config, w, layer_bits=part))
+        start += w.num_layers
+    return out
+
+
 @x64
 def make_suite(
     space: Space,
@@ -123,10 +139,9 @@ def make_suite(
     key = {"edp": "edp_js", "energy": "energy_j", "latency": "latency_s"}.get(objective)
     if key is None:
         raise ValueError(f"objective must be edp, energy or latency, got {objective!r}")
-    base = space.base_config()
     total = {"edp_js": "edp_js", "energy_j": "total_energy_j", "latency_s": "total_latency_s"}
-    reference = tuple(
-        float(getattr(cost.evaluate(base, w), total[key])) for w in workloads.values()
-    )
     sizes = tuple(w.num_layers for w in workloads.values())
-    return Suite(names, sizes, shares, reference, objective), combine(workloads)
+    combined = combine(workloads)
+    reports = _base_reports(space, workloads, combined)
+    reference = tuple(float(getattr(r, total[key])) for r in reports)
+    return Suite(names, sizes, shares, reference, objective), combined

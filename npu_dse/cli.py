@@ -270,8 +270,10 @@ def _run_simulate(args: argparse.Namespace) -> int:
     design = design_from_args(args)
     if cli_llm.is_llm(args.topology):
         return cli_llm.run_llm(args, design)
-    workload, _ = topology.load_workload(args.topology, gemm=args.gemm, batch=args.batch)
-    sim = simulate(workload, design, stall=not args.no_stall, base=design_label(args))
+    workload, widths = topology.load_model_widths(args.topology, gemm=args.gemm, batch=args.batch)
+    sim = simulate(
+        workload, design, stall=not args.no_stall, base=design_label(args), widths=widths
+    )
     result = sim.to_dict()
     result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}
     if args.json:

@@ -28,7 +28,7 @@ from hw.bounds import InputError
 from npu_dse import distributed
 from npu_dse.inputs import boundary
 from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
-from npu_dse.suites import parse_floats, suite_problem
+from npu_dse.suites import load_suite, networks_from_flags, parse_floats, suite_problem
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,11 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         help="topology CSV, workload JSON or ONNX; repeat for a suite searched for one chip",
     )
     p.add_argument("--workload-weights", metavar="W,W", help="suite: each workload's share")
+    p.add_argument(
+        "--suite",
+        metavar="FILE",
+        help="suite file (JSON): workloads with weights, latency budgets and options (README)",
+    )
     p.add_argument("--gemm", action="store_true", help="the CSV is in SCALE-Sim's GEMM format")
     p.add_argument("--batch", type=int, metavar="N", help="symbolic ONNX input dimensions' value")
     p.add_argument(
@@ -98,7 +103,7 @@ def _budgets(args) -> obj.Budgets:
     bounds.check_seed(args.seed, "--seed")
     lat = _latencies(args)
     budgets = obj.Budgets(
-        max_latency_s=lat[0] if lat and len(args.workload or ()) < 2 else None,
+        max_latency_s=lat[0] if lat and not _is_suite(args) else None,
         max_power_w=args.max_power_w,
         max_area_mm2=args.max_area_mm2,
         min_accuracy=args.min_accuracy,
@@ -106,6 +111,10 @@ def _budgets(args) -> obj.Budgets:
     if budgets.min_accuracy is not None and args.checkpoint is None:
         raise InputError("--min-accuracy needs --checkpoint (a trained model to measure)")
     return budgets
+
+
+def _is_suite(args) -> bool:
+    return args.suite is not None or len(args.workload or ()) > 1
 
 
 def _latencies(args) -> list[float] | None:
@@ -144,22 +153,8 @@ def run_search(args: argparse.Namespace) -> int:
             distributed.start(args.coordinator, args.num_processes, args.process_id)
     if args.out:
         check_out_dir(args.out)
-    if len(args.workload or ()) > 1:
-        if args.checkpoint is not None:
-            raise InputError("a suite (several --workload) cannot take --checkpoint")
-        if args.tech is not None:
-            raise InputError("a suite (several --workload) cannot take --tech yet")
-        weights = parse_floats(args.workload_weights, "--workload-weights", len(args.workload))
-        problem, source = suite_problem(
-            args.space,
-            args.objective,
-            budgets,
-            args.workload,
-            weights=weights,
-            latency_s=_latencies(args),
-            gemm=args.gemm,
-            batch=args.batch,
-        )
+    if _is_suite(args):
+        problem, source = _suite_problem(args, budgets)
     else:
         if args.workload_weights is not None:
             raise InputError("--workload-weights needs several --workload files (a suite)")
@@ -213,6 +208,40 @@ def run_search(args: argparse.Namespace) -> int:
     else:
         _print_table(out, source)
     return 0
+
+
+def _suite_problem(args, budgets: obj.Budgets):
+    """The suite of ``--suite FILE`` or of repeated ``--workload`` flags."""
+    if args.checkpoint is not None:
+        raise InputError(
+            "a suite cannot take --checkpoint: its accuracy proxy and re-check by execution "
+            "cover one trained model; search it alone, or export it (npu_dse.onnx_export) and "
+            "add the .onnx file to the suite without an accuracy budget"
+        )
+    if args.suite is None:
+        weights = parse_floats(args.workload_weights, "--workload-weights", len(args.workload))
+        networks = networks_from_flags(
+            args.workload, weights, _latencies(args), gemm=args.gemm, batch=args.batch
+        )
+    else:
+        given = [
+            flag
+            for flag, value in (
+                ("--workload", args.workload),
+                ("--workload-weights", args.workload_weights),
+                ("--max-latency-s", args.max_latency_s),
+                ("--gemm", args.gemm or None),
+                ("--batch", args.batch),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InputError(
+                f"--suite takes no {given[0]}: give it per workload in the suite file "
+                "(path, weight, max_latency_s, gemm, batch)"
+            )
+        networks = load_suite(args.suite)
+    return suite_problem(args.space, args.objective, budgets, networks, tech=args.tech)
 
 
 def _print_table(out: dict, source: str) -> None:

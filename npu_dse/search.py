@@ -27,9 +27,8 @@ from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.inputs import boundary
 from npu_dse.rundir import versions
-from npu_dse.spaces import load_space
-from npu_dse.techfiles import load_tech
-from npu_dse.workloads import load_workload
+from npu_dse.spaces import load_space, with_model_widths, with_tech
+from npu_dse.workloads import load_model_widths
 
 METHODS = tuple(dse.METHODS)
 
@@ -141,11 +140,7 @@ def problem_from_files(
     budgets = budgets.check()
     if budgets.min_accuracy is not None and checkpoint is None:
         raise ValueError("an accuracy budget needs a trained model (--checkpoint DIR) to measure")
-    found = load_space(space)
-    if tech is not None:
-        base = found.base_config()
-        base = dataclasses.replace(base, tech=load_tech(tech, base.tech))
-        found = dataclasses.replace(found, base_design=base)
+    found = with_tech(load_space(space), tech)
     accuracy = None
     if checkpoint is not None:
         from npu_dse import calibration
@@ -153,7 +148,8 @@ def problem_from_files(
         wl, accuracy, _ = calibration.calibrate(checkpoint, bits=calibration_bits(found))
         source = f"model {checkpoint}"
     elif workload is not None:
-        wl, _ = load_workload(workload, gemm=gemm, batch=batch)
+        wl, widths = load_model_widths(workload, gemm=gemm, batch=batch)
+        found = with_model_widths(found, wl.names, widths)
         source = Path(workload).name
     else:
         raise ValueError("give --workload FILE or --checkpoint DIR (a trained model)")

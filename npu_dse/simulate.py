@@ -148,14 +148,21 @@ def resolve_design(
 
 @x64
 def simulate(
-    workload: Workload, design: DesignFile | NPUConfig, *, stall: bool = True, base: str = ""
+    workload: Workload,
+    design: DesignFile | NPUConfig,
+    *,
+    stall: bool = True,
+    base: str = "",
+    widths: dict[str, tuple[int, int]] | None = None,
 ) -> Simulation:
     """Map ``workload`` on ``design`` and evaluate it exactly.
 
     The design file's per-layer tiles, loop orders and widths win over the mapper's choice
-    (``designs.per_layer``). Raises ``hw.bounds.InputError`` (a ``ValueError``, one line) for
-    a bad design or workload, a pair too large to count exactly (``hw.validate.validate_pair``)
-    or a layer whose tiles do not fit the buffers.
+    (``designs.per_layer``). ``widths`` are the model's own ``(w_bits, a_bits)`` by layer name
+    (a quantized ONNX model's, ``workloads.load_model_widths``): those layers run at them
+    unless the design file gives the layer widths of its own. Raises ``hw.bounds.InputError``
+    (a ``ValueError``, one line) for a bad design or workload, a pair too large to count
+    exactly (``hw.validate.validate_pair``) or a layer whose tiles do not fit the buffers.
     """
     if isinstance(design, NPUConfig):
         design = DesignFile(design)
@@ -167,12 +174,43 @@ def simulate(
     anon, anon_wl = _unnamed(config, workload)
     mapping = cost.default_mapping(anon, anon_wl)
     mapping, layer_bits = boundary(per_layer)(design, workload, mapping)
+    if widths:
+        layer_bits = model_widths(design, workload, layer_bits, widths)
     rep = cost.evaluate(anon, anon_wl, mapping, stall=stall, layer_bits=layer_bits)
     rep = dataclasses.replace(rep, names=workload.names)
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:
         raise InputError(error)
     return Simulation(config, workload, mapping, layer_bits, rep, stall, base or config.name)
+
+
+@boundary
+def model_widths(design: DesignFile, workload: Workload, layer_bits, widths: dict) -> tuple:
+    """``layer_bits`` (``None``: the config's widths) with the model's ``widths`` put in for
+    the layers the design file gives no widths; a width above the multipliers' is an error."""
+    names = list(workload.names)
+    config = design.config
+    if layer_bits is None:
+        n = len(names)
+        layer_bits = (np.full(n, float(config.w_bits)), np.full(n, float(config.a_bits)))
+    w, a = (np.array(b, dtype=np.float64) for b in layer_bits)
+    for name, (wb, ab) in widths.items():
+        if name not in names:
+            raise ValueError(f"model widths: layer {name!r} is not in the workload")
+        entry = design.layers.get(name, {})
+        i = names.index(name)
+        for key, arr, value in (("w_bits", w, wb), ("a_bits", a, ab)):
+            if key in entry:
+                continue
+            top = float(getattr(config, key))
+            if value > top:
+                raise ValueError(
+                    f"layer {name!r}: the model's {key} {value} (its tensor type) is wider "
+                    f"than the design's multipliers ({key} {top:g}); give a design with "
+                    f"{key} >= {value}"
+                )
+            arr[i] = value
+    return w, a
 
 
 def _unnamed(config: NPUConfig, workload: Workload) -> tuple[NPUConfig, Workload]:

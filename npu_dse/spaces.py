@@ -7,6 +7,7 @@ not absolute), so a search can start from a design found earlier or written by h
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from dse import Space
@@ -14,6 +15,7 @@ from hw import presets
 from npu_dse.designs import load_design
 from npu_dse.inputs import boundary
 from npu_dse.rundir import read_json
+from npu_dse.techfiles import load_tech
 
 
 @boundary
@@ -35,3 +37,22 @@ def load_space(path: str | Path) -> Space:
         return Space.from_dict(spec, base_design=design)
     except ValueError as err:
         raise ValueError(f"{path.name}: {err}") from None
+
+
+def with_tech(space: Space, tech: str | Path | None) -> Space:
+    """``space`` whose base design takes the technology file ``tech`` (None: unchanged)."""
+    if tech is None:
+        return space
+    base = space.base_config()
+    base = dataclasses.replace(base, tech=load_tech(tech, base.tech))
+    return dataclasses.replace(space, base_design=base)
+
+
+def with_model_widths(space: Space, names, widths: dict[str, tuple[int, int]]) -> Space:
+    """``space`` with the layers named in ``widths`` (``{name: (w_bits, a_bits)}``, a quantized
+    ONNX model's, ``workloads.load_model_widths``) fixed at them: the search keeps them."""
+    if not widths:
+        return space
+    index = {name: i for i, name in enumerate(names)}
+    fixed = tuple((index[n], float(w), float(a)) for n, (w, a) in widths.items())
+    return dataclasses.replace(space, fixed_bits=tuple(sorted(space.fixed_bits + fixed)))

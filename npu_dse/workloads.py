@@ -314,3 +314,19 @@ def load_workload(
         )
     found = reader(path)
     return validate_workload(layers.workload(found)), found
+
+
+@boundary
+def load_model_widths(
+    path: str | Path, gemm: bool = False, batch: int | None = None
+) -> tuple[Workload, dict[str, tuple[int, int]]]:
+    """:func:`load_workload`'s workload and the model's own operand widths by layer name,
+    ``{name: (w_bits, a_bits)}``: those of an ONNX model's quantized GEMMs (``QLinearConv``,
+    ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``), from their tensor types; ``{}``
+    for other files. :func:`npu_dse.simulate` costs those layers at those widths."""
+    if Path(path).suffix.lower() != ".onnx" or not Path(path).is_file():
+        return load_workload(path, gemm=gemm, batch=batch)[0], {}
+    imported = onnx_import.import_onnx(path, batch)
+    if imported.host_ops:
+        onnx_import.logger.warning("%s: %s", path, imported.host_summary())
+    return validate_workload(layers.workload(list(imported.layers))), dict(imported.bits)

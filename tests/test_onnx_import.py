@@ -257,7 +257,9 @@ def test_data_movement_is_free():
         helper.make_node("Shape", ["f"], ["sh"]),
         helper.make_node("Gather", ["sh", "zero"], ["g0"]),
         helper.make_node("Gather", ["table", "ids"], ["emb"]),
-        helper.make_node("Relu", ["f"], ["y"], name="act"),
+        helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(w(2, 12), "k")),
+        helper.make_node("Add", ["f", "k"], ["fk"], name="bias"),
+        helper.make_node("Relu", ["fk"], ["y"], name="act"),
     ]
     weights = {
         "shape": np.array([2, 12], np.int64),
@@ -271,8 +273,20 @@ def test_data_movement_is_free():
     model = model_of(nodes, {"x": [2, 3, 4]}, weights, ["y", "g0", "emb"])
     model.opset_import[0].version = 18
     imp = import_from_proto(model)
-    assert [lay.name for lay in imp.layers] == ["act"] and imp.host_ops == {}
-    assert imp.layers[0].ifmap_elems == 24
+    assert [lay.name for lay in imp.layers] == ["bias", "act"] and imp.host_ops == {}
+    # the Constant is resolved at compile time: the Add reads only its 24-element activation
+    assert imp.layers[0].ifmap_elems == 24 and imp.layers[0].vector_ops == 24
+    assert imp.layers[1].ifmap_elems == 24
+
+
+def test_absent_external_weights_import_from_shapes(tmp_path):
+    node = helper.make_node("MatMul", ["x", "wt"], ["y"], name="proj")
+    model = model_of([node], {"x": [4, 64]}, {"wt": w(64, 32)})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path, save_as_external_data=True, size_threshold=0, location="m.external")
+    (tmp_path / "m.external").unlink()
+    (lay,) = import_onnx(path).layers
+    assert (lay.kind, lay.gemm_m, lay.gemm_k, lay.gemm_n) == ("dense", 4, 64, 32)
 
 
 def test_unknown_op_falls_back_to_the_host(tmp_path, caplog):
@@ -377,3 +391,47 @@ def test_resnet18_dram_traffic_near_zigzag(resnet18_onnx):
     )
     assert abs(moved / 16.08e6 - 1) < 0.05
     assert float(np.sum(np.asarray(rep.dram_filter_read_bytes))) == pytest.approx(11.68e6, rel=0.01)
+
+
+# ---- quantized ops' widths in the cost model -------------------------------------------------
+
+
+def test_quantized_widths_are_costed_and_reported(tmp_path):
+    import contextlib
+    import io
+    import json
+
+    from dse import Budgets
+    from npu_dse import DesignFile, load_model_widths, problem_from_files, simulate
+    from npu_dse.cli import main
+
+    def run_cli(args):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+        return code, out.getvalue(), err.getvalue()
+
+    path = tmp_path / "q.onnx"
+    onnx.save(q_model("QLinearMatMul", TensorProto.UINT8, TensorProto.INT8, False), path)
+    wl, widths = load_model_widths(path)
+    assert widths == {"q": (8, 8)}
+    wide = resolve_design(preset="edge-tpu-like", overrides={"w_bits": 16, "a_bits": 16})
+    as_model = simulate(wl, wide, widths=widths)
+    as_design = simulate(wl, wide)
+    # the same widths given as a design file's per-layer entry: the same exact figures
+    by_file = simulate(wl, DesignFile(wide.config, {"q": {"w_bits": 8, "a_bits": 8}}))
+    assert as_model.to_dict()["layers"] == by_file.to_dict()["layers"]
+    got, full = as_model.to_dict()["layers"][0], as_design.to_dict()["layers"][0]
+    assert (got["w_bits"], got["a_bits"], full["w_bits"]) == (8, 8, 16)
+    mac = "energy_breakdown_j"
+    assert got[mac]["mac"] < full[mac]["mac"] and got["dram_bytes"] < full["dram_bytes"]
+    # the command line costs them too, and a design narrower than the model is one line
+    code, out, _ = run_cli(["simulate", str(path), "--w-bits", "16", "--a-bits", "16", "--json"])
+    assert code == 0 and json.loads(out)["layers"][0]["w_bits"] == 8
+    code, _, err = run_cli(["simulate", str(path), "--w-bits", "4", "--a-bits", "8"])
+    assert code == 2 and "layer 'q': the model's w_bits 8" in err and err.count("\n") == 1
+    # a search keeps them: the space fixes the layer's widths (dse.legal.snap_design)
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"w_bits": [4], "a_bits": [4]}))
+    problem, _ = problem_from_files(space, "edp", Budgets(), path)
+    assert problem.space.fixed_bits == ((0, 8.0, 8.0),)

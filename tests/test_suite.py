@@ -3,11 +3,12 @@ widths, a weighted normalized objective and per-network latency budgets."""
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
 import dse
-from dse import Budgets, Problem, SearchBudget, Space, methods
+from dse import Budgets, Problem, SearchBudget, Space, baselines, legal, methods
 from dse import design as dz
 from dse.suite import make_suite, metric_key
 from hw import evaluate, layers
@@ -60,7 +61,8 @@ def test_suite_errors_are_one_line():
 
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
 def test_every_method_searches_a_suite_under_per_network_budgets(method):
-    space = Space.from_dict(SMALL)
+    # "b/fc" is a quantized model's integer GEMM whose widths the model fixes at w8/a8
+    space = dataclasses.replace(Space.from_dict(SMALL), fixed_bits=((2, 8.0, 8.0),))
     suite, wl = make_suite(space, two_networks(), {"a": 0.7, "b": 0.3}, "edp")
     # Met by the 16x16 and 32x16 arrays only (8 of the 24 designs): the 16x16 array takes
     # 5.2-5.8 us on "a" and 116-117 us on "b", 32x8 takes 168 us on "b".
@@ -77,6 +79,7 @@ def test_every_method_searches_a_suite_under_per_network_budgets(method):
     assert m["suite_objective"] == pytest.approx(want, rel=1e-9)
     # each network keeps its own per-layer widths: one row per layer of the combined workload
     assert np.shape(res.best.w_bits) == (3,) and np.shape(res.best.mapping.tile_m) == (3,)
+    assert (float(res.best.w_bits[2]), float(res.best.a_bits[2])) == (8.0, 8.0)
 
 
 def _hardware(row: dict) -> tuple:
@@ -121,3 +124,26 @@ def test_resnet18_and_bert_suite_beats_single_network_winners():
             assert best["suite_objective"] <= suite_row["suite_objective"]
     assert compared >= 1
     assert dataclasses.asdict(suite)["names"] == ("resnet18", "bert")
+
+
+def test_fixed_widths_hold_in_the_base_design_and_every_legal_design():
+    # Layer 2 ("b/fc", a quantized model's integer GEMM) is fixed at w16/a16 in a space whose
+    # widths are 4 bits only: the base design, sampled, decoded and snapped designs keep it,
+    # on 16-bit multipliers.
+    space = dataclasses.replace(
+        Space.from_dict({**SMALL, "w_bits": [4], "a_bits": [4]}), fixed_bits=((2, 16.0, 16.0),)
+    )
+    suite, wl = make_suite(space, two_networks(), None, "edp")
+    base = dz.base_design(space, wl)
+    # the base preset's widths (8) elsewhere
+    assert np.asarray(base.w_bits).tolist() == [8, 8, 16] == np.asarray(base.a_bits).tolist()
+    # the references are the base design's own figures on one chip: it scores exactly 1
+    m = dz.metrics(dz.evaluate(space.base_config(), wl, base), suite)
+    assert float(m["suite_objective"]) == pytest.approx(1.0, rel=1e-12)
+    sampled = legal.sample(space, wl, jax.random.key(0), 3)
+    decoded = legal.from_indices(space, wl, np.zeros((2, len(legal.gene_sizes(space, wl)))))
+    for pop in (sampled, decoded):
+        assert np.asarray(pop.w_bits)[:, 2].tolist() == [16] * len(pop.w_bits)
+        assert np.asarray(pop.a_bits)[:, :2].max() == 4 and np.asarray(pop.a_bits)[0, 2] == 16
+    assert dse.describe(space, base, wl)["hardware"]["w_bits"] == 16
+    assert baselines.exhaustive_size(space, wl) == (space.num_hardware_points, 1)
