@@ -7,8 +7,9 @@ fit): latency, its ratio to the Coral Edge TPU's published 2.4 ms (coral.ai benc
 of MACs and the utilization of depthwise and other GEMM layers. All figures come from the exact
 model; nothing is timed.
 Run: ``.venv/bin/python benchmarks/residency.py`` (about 1 min on a 2-core CPU). Expected:
-off cold 4.45 ms, off steady 3.80 ms; on cold 1.64 ms, on steady 1.14 ms (0.47x of 2.4 ms),
-17.6 MB of DRAM traffic per cold inference off, 0.6 MB steady on.
+off cold 4.45 ms, off steady 3.80 ms; on cold 1.64 ms, on steady 1.14 ms (0.47x of 2.4 ms);
+17.08 MB of DRAM traffic per cold inference off, 0.58 MB in the steady state on; depthwise
+12.5 % of the cycles for 6.9 % of the MACs.
 """
 
 from __future__ import annotations
