@@ -17,6 +17,8 @@ Per layer (``l``), with ``G`` GEMMs of one shape:
 A layer whose kind is in ``config.unsupported_ops`` runs on the host (``host_l``: host
 compute plus the link transfers, :func:`_host`) and costs the NPU nothing but DRAM traffic and
 leakage while it waits; fused edges (hw.schedule) skip the DRAM round trip of an intermediate.
+With ``NPUConfig.cross_layer`` an output that fits on chip stays there for the next layer, and
+with ``steady_state`` weights that fit stay on chip across inferences (hw.residency).
 
 With ``stall=False`` the DRAM is infinitely fast (``total = compute + vector``), as in
 SCALE-Sim's CALC bandwidth mode. Everything is a pure function of pytrees: jit it, vmap it
@@ -36,7 +38,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from hw import arith, grouped, memory, scalesim_memory, schedule, tech
+from hw import arith, grouped, memory, residency, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
 from hw.mapper import default_mapping, min_tiles  # noqa: F401 (re-exported)
 from hw.types import (
@@ -126,7 +128,7 @@ def _host(config: NPUConfig, workload: Workload, bits: LayerBits, host, ar: Arit
 
 
 @x64
-@functools.partial(jax.jit, static_argnames=("stall",))
+@functools.partial(jax.jit, static_argnames=("stall", "steady_state"))
 def evaluate(
     config: NPUConfig,
     workload: Workload,
@@ -134,6 +136,7 @@ def evaluate(
     ar: Arith = EXACT,
     stall: bool = True,
     layer_bits: LayerBits | None = None,
+    steady_state: bool = False,
 ) -> CostReport:
     """Cycles, traffic, energy and area of a workload on one design (see the module docs).
 
@@ -152,6 +155,8 @@ def evaluate(
         ``(w_bits, a_bits)`` pair), at most the config's, which size the multipliers. They set
         MAC energy, traffic and tile sizes per layer; area and leakage follow the config's
         widths. ``None``: every layer at the config's widths.
+      steady_state: an inference in a stream: weights that fit stay on chip from the one
+        before (hw.residency); False: a single (cold) inference.
     """
     bits = _layer_bits(config, layer_bits)
     if mapping is None:
@@ -170,14 +175,23 @@ def evaluate(
     vector = jnp.where(host, 0, arith.ceil_div(workload.vector_ops, config.vector_lanes, ar))
     host_cycles, host_pj = _host(config, workload, bits, host, ar)
     busy = compute + vector + host_cycles
+    fused = schedule.fused_edges(workload.kinds, config.unsupported_ops, config.fusion)
+    resident, res_in, unwritten, weights_kept = residency.plan(
+        config, workload, mapping, bits, host, fused, channel_parallel, steady_state
+    )
     if config.memory_model == "scalesim":
         traffic, total = scalesim_memory.traffic_and_cycles(config, workload, bits, busy, ar)
         dram = memory.dram_cycles(config, traffic, ar)
     else:
-        traffic = memory.dram_traffic(config, workload, mapping, bits, ar, host, in_chip, out_stays)
+        traffic = memory.dram_traffic(
+            config, workload, mapping, bits, ar, host, in_chip | res_in, out_stays | unwritten,
+            weights_kept,
+        )  # fmt: skip
         dram = memory.dram_cycles(config, traffic, ar)
-        exposed = jnp.where(host, 0, memory.exposed_cycles(config, workload, mapping, bits, ar))
-        total = arith.maximum(busy, dram, ar) + exposed
+        exposed = memory.exposed_cycles(
+            config, workload, mapping, bits, ar, res_in, unwritten, weights_kept
+        )
+        total = arith.maximum(busy, dram, ar) + jnp.where(host, 0, exposed)
     if not stall:
         total = busy
     sram = SramAccesses(ifmap_reads=sram_i, filter_reads=sram_f, ofmap_writes=sram_o)
@@ -205,6 +219,8 @@ def evaluate(
         host_cycles=host_cycles,
         on_host=jnp.asarray(host),
         channel_parallel=channel_parallel,
+        output_resident=resident,
+        weights_resident=weights_kept,
         clock_mhz=jnp.asarray(config.clock_mhz, dtype=float),
         area_mm2=tech.area_mm2(config),
         names=workload.names,

@@ -115,18 +115,20 @@ def dram_traffic(
     host=False,
     in_chip=False,
     out_stays=False,
+    weights_on_chip=False,
 ) -> DramTraffic:
     """DRAM bytes per layer of the four streams.
 
     Vector-only layers (no GEMM) read their inputs and write their outputs once, and so do
     fallback layers (``host``; their weights live on the host). A layer whose input is the
     previous layer's output kept on chip (``in_chip``, hw.schedule) does not read those
-    elements; one whose output stays on chip (``out_stays``) does not write it.
+    elements; one whose output stays on chip (``out_stays``) does not write it. Weights kept
+    on chip across inferences (``weights_on_chip``, hw.residency) are not read.
     """
     f_in, f_w, spill = fetch_factors(workload, mapping, ar)
     streams = (workload.gemm_count > 0) & ~jnp.asarray(host)
     f_in = jnp.where(streams, f_in, 1.0)
-    f_w = jnp.where(streams, f_w, 0.0)
+    f_w = jnp.where(streams & ~jnp.asarray(weights_on_chip), f_w, 0.0)
     spill = jnp.where(streams, spill, 0.0)
     a_b, w_b, acc_b = bits.a_bits / 8.0, bits.w_bits / 8.0, config.acc_bits / 8.0
     prev_out = jnp.concatenate(
@@ -154,15 +156,26 @@ def dram_cycles(config: NPUConfig, traffic: DramTraffic, ar: Arith):
 
 
 def exposed_cycles(
-    config: NPUConfig, workload: Workload, mapping: Mapping, bits: LayerBits, ar: Arith
+    config: NPUConfig,
+    workload: Workload,
+    mapping: Mapping,
+    bits: LayerBits,
+    ar: Arith,
+    input_on_chip=False,
+    output_on_chip=False,
+    weights_on_chip=False,
 ):
-    """Prologue + epilogue: first input and weight tiles in, last output tile out."""
+    """Prologue + epilogue: first input and weight tiles in, last output tile out. Operands
+    that stay on chip (hw.residency: ``input_on_chip``, ``output_on_chip``, ``weights_on_chip``)
+    are not loaded or written back."""
     a, w, _ = tile_bytes(config, mapping, bits)
     has_gemm = workload.gemm_count > 0
     a_b = bits.a_bits / 8.0
-    first_a = arith.minimum(a, workload.ifmap_elems * a_b, ar)
+    first_a = jnp.where(input_on_chip, 0.0, arith.minimum(a, workload.ifmap_elems * a_b, ar))
     first_w = arith.minimum(w, workload.filter_elems * bits.w_bits / 8.0, ar)
+    first_w = jnp.where(weights_on_chip, 0.0, first_w)
     last_o = arith.minimum(mapping.tile_m * mapping.tile_n * a_b, workload.ofmap_elems * a_b, ar)
+    last_o = jnp.where(output_on_chip, 0.0, last_o)
     bw = bw_bytes_per_cycle(config)
     # Per stream, the first input and weight tiles load side by side; shared, one after another.
     first = arith.maximum(first_a, first_w, ar) if config.dram_per_stream else first_a + first_w

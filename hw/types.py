@@ -121,6 +121,10 @@ class NPUConfig:
     # Grouped and depthwise convs (hw.grouped): "auto" picks per layer between per-group GEMMs
     # and channel-parallel columns; "gemm" keeps SCALE-Sim's per-group GEMMs.
     grouped_lowering: str = static("auto")
+    # Cross-layer residency (hw.residency): a layer's output that fits on chip stays there for
+    # the next layer instead of a DRAM round trip. Off by default: the per-layer model is what
+    # SCALE-Sim, ZigZag and Timeloop compute and what the validation suite compares against.
+    cross_layer: bool = static(False)
 
     @property
     def dataflow_name(self) -> str:
@@ -277,6 +281,8 @@ class CostReport(WorkloadTotals):
     host_cycles: Array  # core cycles the NPU waits for fallback layers (host + link)
     on_host: Array  # bool: the layer ran on the host
     channel_parallel: Array  # bool: groups spread across the columns (hw.grouped), not GEMMs
+    output_resident: Array  # bool: output kept on chip for the next layer (hw.residency)
+    weights_resident: Array  # bool scalar: every weight stays on chip (steady state)
     fits: Array  # bool: the mapping's tiles fit the buffers
     clock_mhz: Array  # scalar, to turn cycles into seconds
     area_mm2: Array  # scalar, the design's area

@@ -202,6 +202,11 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write every intermediate to DRAM (default: fuse GEMM->activation and attention)",
     )
+    p.add_argument(
+        "--cross-layer",
+        action="store_true",
+        help="keep a layer's output on chip for the next layer where it fits (hw.residency)",
+    )
 
 
 def _add_simulate_args(p: argparse.ArgumentParser) -> None:
@@ -228,6 +233,12 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="infinite DRAM bandwidth, as SCALE-Sim's CALC mode: total = compute + vector",
     )
+    p.add_argument(
+        "--steady-state",
+        action="store_true",
+        help="also report an inference in a stream, with the weights that fit kept on chip "
+        "from the one before (default: a single cold inference only)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     cli_llm.add_llm_args(p)
 
@@ -244,6 +255,8 @@ def design_from_args(args: argparse.Namespace) -> DesignFile:
         overrides["unsupported_ops"] = [k.strip() for k in args.unsupported.split(",") if k.strip()]
     if args.no_fusion:
         overrides["fusion"] = False
+    if args.cross_layer:
+        overrides["cross_layer"] = True
     preset = args.preset if args.design is not None else (args.preset or DEFAULT_PRESET)
     try:
         return resolve_design(
@@ -272,7 +285,12 @@ def _run_simulate(args: argparse.Namespace) -> int:
         return cli_llm.run_llm(args, design)
     workload, widths = topology.load_model_widths(args.topology, gemm=args.gemm, batch=args.batch)
     sim = simulate(
-        workload, design, stall=not args.no_stall, base=design_label(args), widths=widths
+        workload,
+        design,
+        stall=not args.no_stall,
+        base=design_label(args),
+        widths=widths,
+        steady_state=args.steady_state,
     )
     result = sim.to_dict()
     result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}

@@ -74,6 +74,7 @@ FIELDS: dict[str, str] = {
     "memory_model": "tiled (tiles and a roofline) or scalesim (SCALE-Sim's prefetcher)",
     "grouped_lowering": "grouped/depthwise convs: auto (per layer, GEMMs or channel-parallel) "
     "or gemm (SCALE-Sim's per-group GEMMs)",
+    "cross_layer": "true: an output that fits on chip stays there for the next layer",
 }
 """Hardware keys of a design file and their units (``tech`` keys: ``TECH_FIELDS``)."""
 
@@ -85,7 +86,7 @@ _MAPPING_KEYS = ("tile_m", "tile_k", "tile_n", "loop_order")
 TILE_MAX = 2**32
 """Largest tile a file may give (a layer's own check then caps it at its dimension or 2^16)."""
 _INTS = ("rows", "cols", "w_bits", "a_bits", "acc_bits", "vector_lanes")
-_BOOLS = ("unified_sram", "dram_per_stream", "fusion")
+_BOOLS = ("unified_sram", "dram_per_stream", "fusion", "cross_layer")
 _TEXTS = ("name", "vector_precision", "memory_model", "grouped_lowering")
 _FLOATS = tuple(k for k in FIELDS if k not in (*_INTS, *_BOOLS, *_TEXTS, "dataflow"))
 

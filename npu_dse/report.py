@@ -116,6 +116,7 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         "kind": kind,
         "on_host": bool(pick("on_host")),
         "lowering": "channel_parallel" if bool(pick("channel_parallel")) else "gemm",
+        "output_on_chip": bool(pick("output_resident")),
         "macs": count(pick("macs"), "macs"),
         **{f: count(pick(f), f) for f in cycles},
         "latency_s": number(np.asarray(rep.latency_s)[i], "latency_s"),
@@ -180,13 +181,36 @@ def simulation_dict(
         "cycles": sum(d["total_cycles"] for d in layer_dicts),
         "stall_cycles": sum(d["stall_cycles"] for d in layer_dicts),
         "dram_bytes": number(sum(d["dram_bytes"] for d in layer_dicts)),
+        "dram_bytes_breakdown": {
+            k: number(sum(d["dram_bytes_breakdown"][k] for d in layer_dicts))
+            for k in layer_dicts[0]["dram_bytes_breakdown"]
+        },
         "tops_per_w": number(2.0 * macs / energy_j / 1e12 if energy_j > 0 else 0.0),
         "energy_breakdown_j": {
             k: number(sum(d["energy_breakdown_j"][k] for d in layer_dicts))
             for k in layer_dicts[0]["energy_breakdown_j"]
         },
     }
-    return {"design": design_dict(config, base_preset), "layers": layer_dicts, "total": total}
+    design = design_dict(config, base_preset) | {"cross_layer": bool(config.cross_layer)}
+    return {"design": design, "layers": layer_dicts, "total": total}
+
+
+def steady_state_dict(rep: CostReport) -> dict:
+    """Whole-workload figures of an inference in a stream (``hw.cost.evaluate(...,
+    steady_state=True)``), Python numbers only."""
+    dram = {
+        k: number(np.sum(np.asarray(getattr(rep, f"dram_{k}_bytes"))), k)
+        for k in ("ifmap_read", "filter_read", "ofmap_write", "ofmap_read")
+    }
+    return {
+        "weights_on_chip": bool(np.asarray(rep.weights_resident)),
+        "latency_s": number(rep.total_latency_s, "latency_s"),
+        "energy_j": number(rep.total_energy_j, "energy_j"),
+        "power_w": number(rep.power_w, "power_w"),
+        "cycles": count(np.sum(np.asarray(rep.total_cycles)), "cycles"),
+        "dram_bytes": number(sum(dram.values()), "dram_bytes"),
+        "dram_bytes_breakdown": dram,
+    }
 
 
 def _kib(d: dict) -> str:
@@ -240,21 +264,30 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
     mode = "DRAM stalls modelled" if stall else "no DRAM stalls (--no-stall)"
     parallel = sum(r["lowering"] == "channel_parallel" for r in result["layers"])
     lowering = f"   {parallel} grouped conv(s) channel-parallel (hw.grouped)" if parallel else ""
+    kept = sum(r["output_on_chip"] for r in result["layers"])
+    lowering += f"   {kept} output(s) kept on chip (hw.residency)" if kept else ""
     summary = (
         f"latency {si(t['latency_s'], 's')}   energy {si(t['energy_j'], 'J')}   "
         f"avg power {si(t['power_w'], 'W')}   area {t['area_mm2']:.3g} mm^2   "
         f"{t['tops_per_w']:.3g} TOPS/W"
     )
-    return "\n".join(
-        [
-            *_design_lines(d),
-            f"workload  {workload_label} ({len(result['layers'])} layers), {mode}{lowering}",
-            "",
-            table(header, rows),
-            "",
-            summary,
-        ]
-    )
+    lines = [
+        *_design_lines(d),
+        f"workload  {workload_label} ({len(result['layers'])} layers), {mode}{lowering}",
+        "",
+        table(header, rows),
+        "",
+        summary + (f"   DRAM {si(t['dram_bytes'], 'B')}" if "steady_state" in result else ""),
+    ]
+    if "steady_state" in result:
+        s = result["steady_state"]
+        kept = "weights kept on chip" if s["weights_on_chip"] else "weights do not fit on chip"
+        lines.append(
+            f"steady state ({kept}): latency {si(s['latency_s'], 's')}   "
+            f"energy {si(s['energy_j'], 'J')}   avg power {si(s['power_w'], 'W')}   "
+            f"DRAM {si(s['dram_bytes'], 'B')}"
+        )
+    return "\n".join(lines)
 
 
 def preset_dict(config: NPUConfig, full_load_power_w) -> dict:

@@ -49,13 +49,18 @@ class Simulation:
     report: CostReport
     stall: bool
     base: str  # the preset or design file the design started from
+    # An inference in a stream, weights that fit kept on chip (hw.residency); None: not asked.
+    steady: CostReport | None = None
 
     def to_dict(self) -> dict:
-        """``{"design", "layers", "total", "stall"}``: Python numbers only (``--json``)."""
+        """``{"design", "layers", "total", "stall"}`` and ``"steady_state"`` where asked:
+        Python numbers only (``--json``). ``total`` is a single (cold) inference."""
         out = report.simulation_dict(
             self.config, self.workload, self.report, self.mapping, self.base, self.layer_bits
         )
         out["stall"] = self.stall
+        if self.steady is not None:
+            out["steady_state"] = report.steady_state_dict(self.steady)
         return out
 
 
@@ -154,8 +159,11 @@ def simulate(
     stall: bool = True,
     base: str = "",
     widths: dict[str, tuple[int, int]] | None = None,
+    steady_state: bool = False,
 ) -> Simulation:
-    """Map ``workload`` on ``design`` and evaluate it exactly.
+    """Map ``workload`` on ``design`` and evaluate it exactly: a single (cold) inference, and
+    with ``steady_state`` also an inference in a stream, where the weights that fit stay on
+    chip from the one before (``hw.residency``; the same mapping).
 
     The design file's per-layer tiles, loop orders and widths win over the mapper's choice
     (``designs.per_layer``). ``widths`` are the model's own ``(w_bits, a_bits)`` by layer name
@@ -181,7 +189,15 @@ def simulate(
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:
         raise InputError(error)
-    return Simulation(config, workload, mapping, layer_bits, rep, stall, base or config.name)
+    steady = None
+    if steady_state:
+        steady = cost.evaluate(
+            anon, anon_wl, mapping, stall=stall, layer_bits=layer_bits, steady_state=True
+        )
+        steady = dataclasses.replace(steady, names=workload.names)
+    return Simulation(
+        config, workload, mapping, layer_bits, rep, stall, base or config.name, steady
+    )
 
 
 @boundary
