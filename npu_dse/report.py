@@ -93,16 +93,16 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
 
 
 class _Arrays:
-    """A report's (or mapping's) fields as NumPy arrays, each converted once (a computed
+    """A report's (or mapping's) per-layer fields as Python lists, each converted once (a computed
     field such as ``latency_s`` is one JAX computation over every layer: per layer, it made
     a report quadratic in the layer count)."""
 
     def __init__(self, source):
         self._source, self._cache = source, {}
 
-    def __getitem__(self, field: str) -> np.ndarray:
+    def __getitem__(self, field: str) -> list:
         if field not in self._cache:
-            self._cache[field] = np.asarray(getattr(self._source, field))
+            self._cache[field] = np.asarray(getattr(self._source, field)).tolist()
         return self._cache[field]
 
 
