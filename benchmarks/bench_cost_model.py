@@ -4,12 +4,16 @@ Run: ``.venv/bin/python benchmarks/bench_cost_model.py [--designs 4096] [--repea
 (about a minute on a 2-core CPU). The workload is ResNet-18's 20 conv layers
 (``npu_dse/data/topologies/resnet18.csv``); each call evaluates every layer on every one of
 ``--designs`` random designs (array 4-256 per side, all three dataflows, 16 KiB-16 MiB buffers,
-1-256 GB/s, 2-16-bit operands), jitted and vmapped over the designs. Three figures, medians of
+1-256 GB/s, 2-16-bit operands), jitted and vmapped over the designs. Five figures, medians of
 ``--repeats`` timed calls after one warm-up (compilation) call:
 
 * exact, fixed mapping: the cost model proper (cycles, traffic, energy, area) for given tiles;
 * exact, with the mapper: the same plus ``default_mapping``'s per-layer search over the 1,029
   undominated tilings and loop orders (what ``npu-dse simulate`` runs);
+* pruned grid, generic: the same pick (where a candidate fits) made by scoring the
+  materialized 1,029-candidate grid with the generic model (``hw.memory`` through
+  ``grid_cycles_bytes``), as the mapper did before it computed per-axis terms once and
+  scored a block a slab at a time;
 * full-grid mapper (reference): the pick over all 17,496 candidates, on the same designs, so
   that the pruned mapper's speed-up is measured side by side;
 * smooth gradient: value and gradient of log EDP with respect to every design parameter.
@@ -89,6 +93,17 @@ def main(argv=None) -> None:
 
     full = x64(jax.jit(jax.vmap(full_grid_cycles)))
 
+    def pruned_grid_generic(d):  # the same pick with the generic model on the whole pruned grid
+        grid = mapper.pruned_grid(d, wl)
+        cycles, total_bytes, ok = mapper.grid_cycles_bytes(d, wl, grid, LayerBits.of(d))
+        cycles = jnp.where(ok, cycles, jnp.inf)
+        masked = jnp.where(cycles == jnp.min(cycles, axis=0), total_bytes, jnp.inf)
+        return mapper.pick(grid, masked)
+
+    generic = x64(
+        jax.jit(jax.vmap(lambda d: figures(cost.evaluate(d, wl, pruned_grid_generic(d)))))
+    )
+
     def log_edp(d):
         return jnp.log(cost.evaluate(d, wl, mapping, Arith.smooth(0.1)).edp_js)
 
@@ -114,6 +129,7 @@ def main(argv=None) -> None:
     for label, fn, n in (
         ("exact, fixed mapping", lambda: exact(designs), pairs),
         ("exact, with the mapper", lambda: mapped(small), few * wl.num_layers),
+        ("pruned grid, generic", lambda: generic(small), few * wl.num_layers),
         ("full-grid mapper (ref.)", lambda: full(small), few * wl.num_layers),
         ("smooth value+gradient", lambda: grad(floats), pairs),
     ):

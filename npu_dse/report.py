@@ -92,12 +92,26 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
     return out
 
 
-def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str) -> dict:
+class _Arrays:
+    """A report's (or mapping's) per-layer fields as Python lists, each converted once (a computed
+    field such as ``latency_s`` is one JAX computation over every layer: per layer, it made
+    a report quadratic in the layer count)."""
+
+    def __init__(self, source):
+        self._source, self._cache = source, {}
+
+    def __getitem__(self, field: str) -> list:
+        if field not in self._cache:
+            self._cache[field] = np.asarray(getattr(self._source, field)).tolist()
+        return self._cache[field]
+
+
+def _layer_dict(rep: _Arrays, mapping: _Arrays, i: int, name: str, kind: str) -> dict:
     """Layer ``i`` of a report as a dict of Python numbers."""
     from hw.types import LOOP_ORDERS
 
     def pick(field):
-        return np.asarray(getattr(rep, field))[i]
+        return rep[field][i]
 
     def pj(field):
         return number(pick(field) * 1e-12, field)
@@ -119,10 +133,10 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         "output_on_chip": bool(pick("output_resident")),
         "macs": count(pick("macs"), "macs"),
         **{f: count(pick(f), f) for f in cycles},
-        "latency_s": number(np.asarray(rep.latency_s)[i], "latency_s"),
+        "latency_s": number(pick("latency_s"), "latency_s"),
         "mapping_efficiency": number(pick("mapping_efficiency"), "mapping_efficiency"),
         "utilization": number(pick("utilization"), "utilization"),
-        "energy_j": number(np.asarray(rep.energy_pj)[i] * 1e-12, "energy_j"),
+        "energy_j": number(pick("energy_pj") * 1e-12, "energy_j"),
         "energy_breakdown_j": {
             "mac": pj("energy_mac_pj"),
             "array": pj("energy_array_pj"),
@@ -139,10 +153,10 @@ def _layer_dict(rep: CostReport, mapping: Mapping, i: int, name: str, kind: str)
         **sram,
         "sram_ofmap_writes": count(pick("sram_ofmap_writes")),
         "mapping": {
-            "tile_m": count(np.asarray(mapping.tile_m)[i]),
-            "tile_k": count(np.asarray(mapping.tile_k)[i]),
-            "tile_n": count(np.asarray(mapping.tile_n)[i]),
-            "loop_order": LOOP_ORDERS[count(np.asarray(mapping.loop_order)[i])],
+            "tile_m": count(mapping["tile_m"][i]),
+            "tile_k": count(mapping["tile_k"][i]),
+            "tile_n": count(mapping["tile_n"][i]),
+            "loop_order": LOOP_ORDERS[count(mapping["loop_order"][i])],
         },
     }
 
@@ -159,8 +173,9 @@ def simulation_dict(
     carries its widths (``layer_bits = (w_bits, a_bits)``, shape=(L,) each; default: the
     design's)."""
     kinds = workload.kinds or ("",) * workload.num_layers
+    arrays, tiles = _Arrays(rep), _Arrays(mapping)
     layer_dicts = [
-        _layer_dict(rep, mapping, i, name, kind)
+        _layer_dict(arrays, tiles, i, name, kind)
         for i, (name, kind) in enumerate(zip(workload.names, kinds, strict=True))
     ]
     n = workload.num_layers
