@@ -80,7 +80,7 @@ def budget_cases(rows):
     )
     return {
         "latency+power+accuracy": obj.Budgets(
-            max_latency_s=lat(0.5), max_power_w=pw(0.5), min_accuracy=0.85
+            max_latency_s=lat(0.7), max_power_w=pw(0.7), min_accuracy=0.8
         ),
         "latency+power": obj.Budgets(max_latency_s=lat(0.3), max_power_w=pw(0.5)),
         "power+area": obj.Budgets(max_power_w=pw(0.2), max_area_mm2=area(0.6)),
