@@ -28,6 +28,7 @@ from npu_dse.cli import main
 # The exact search's mapping is exact and exhaustive search's map_design a first-order pick:
 # on this space both give the same optimum to the last digit, so compare tightly.
 RTOL = 1e-12
+EXHAUSTIVE = baselines.ExhaustiveSettings(batch=32)  # test_baselines' batch: shared compilations
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def accuracy():
 @pytest.fixture(scope="module")
 def free_rows(space, workload):
     """Every design of the space, mapped and evaluated exactly (exhaustive, no budgets)."""
-    return baselines.exhaustive_search(Problem(space, workload, "edp")).rows
+    return baselines.exhaustive_search(Problem(space, workload, "edp"), settings=EXHAUSTIVE).rows
 
 
 def quantile(rows, key, q):
@@ -93,7 +94,7 @@ def test_free_optimum_against_exhaustive(space, workload, caplog, objective):
     with caplog.at_level(logging.WARNING, logger="dse.exact"):
         ex = exact.exact_search(problem)
     assert not caplog.records  # the programme's totals are the exact model's
-    ref = baselines.exhaustive_search(problem)
+    ref = baselines.exhaustive_search(problem, settings=EXHAUSTIVE)
     key = obj.OBJECTIVES[objective]
     assert ex.stopped == "converged"
     assert ex.best_metrics[key] <= ref.best_metrics[key] * (1 + RTOL)
@@ -115,7 +116,7 @@ def test_budgets_met_and_never_worse_than_exhaustive(space, workload, accuracy, 
     budgets = budget_cases(free_rows)[case]
     problem = Problem(space, workload, "energy", budgets, accuracy=accuracy)
     ex = exact.exact_search(problem)
-    ref = baselines.exhaustive_search(problem)
+    ref = baselines.exhaustive_search(problem, settings=EXHAUSTIVE)
     assert ref.best is not None  # the budgets can be met
     m = ex.best_metrics
     assert bool(obj.feasible(dict(m, fits=bool(m["fits"])), budgets))
@@ -130,7 +131,7 @@ def test_tight_power_budget(space, workload, free_rows):
     # Only the 5 % least power-hungry designs meet it: slow ones among them.
     budgets = obj.Budgets(max_power_w=quantile(free_rows, "power_w", 0.05))
     problem = Problem(space, workload, "edp", budgets)
-    ex, ref = exact.exact_search(problem), baselines.exhaustive_search(problem)
+    ex, ref = exact.exact_search(problem), baselines.exhaustive_search(problem, settings=EXHAUSTIVE)
     assert ex.best_metrics["power_w"] <= budgets.max_power_w
     assert ex.best_metrics["edp_js"] <= ref.best_metrics["edp_js"] * (1 + RTOL)
 
