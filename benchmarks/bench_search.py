@@ -17,6 +17,14 @@ times that. Reported: best EDP and the hypervolume of the feasible latency-energ
 normalized over all runs of the workload (``dse.pareto.normalized_hypervolume``; higher is
 better).
 
+Part 3 (``--exact``), the exact optimum as a yardstick (``dse.exact``): ResNet-18 with
+per-layer weight and activation widths 2-16 bits on 2 x 2 arrays (16-32 x 32-64 PEs,
+weight-stationary, 2 MiB of buffers: 900 hardware points with the multiplier widths), under a
+latency and a power budget; the exact optimum and its wall time, then the gradient search and
+random search (with the exact and the gradient search's wall times as budgets) and their EDP
+gaps to it.
+``--quick --exact`` runs it on the three-layer CNN stem instead (about a minute).
+
 Every figure comes from the exact model; times include compilation.
 """
 
@@ -29,7 +37,7 @@ import jax
 
 from dse import pareto, search
 from dse.problem import Problem, SearchBudget
-from dse.space import load_space
+from dse.space import Space, load_space
 from hw import layers
 from models import zoo
 from npu_dse.search import budgets_for
@@ -123,16 +131,57 @@ def part2(seed: int) -> None:
             )
 
 
+EXACT_SPACE = {
+    "base": "edge-tpu-like",
+    "rows": [16, 32],
+    "cols": [32, 64],
+    "dataflow": ["ws"],
+    "sram_kib": [2048],
+    "w_bits": {"min": 2, "max": 16},
+    "a_bits": {"min": 2, "max": 16},
+}
+
+
+def part3(seed: int, quick: bool) -> None:
+    space = Space.from_dict(EXACT_SPACE)
+    name = "cnn stem 3 layers" if quick else "resnet18"
+    wl = load_workload(bundled("cnn_stem.json"))[0] if quick else zoo.get_network("resnet18")
+    problem = Problem(space, wl, "edp", budgets_for(space, wl))
+    print(f"\n## Part 3: gaps to the exact optimum ({name}, per-layer widths 2-16 bits)\n")
+    ex = search(problem, "exact", seed=seed)
+    best = ex.best_metrics["edp_js"]
+    print(f"exact: EDP {best:.6g} J*s in {ex.wall_s:.1f} s ({space.num_hardware_points} hardware")
+    print("points, per-layer choices by the Pareto programme)\n")
+    print("| method | evaluations | wall s | best EDP (J*s) | gap to exact |")
+    print("|---|---|---|---|---|")
+    runs = {"gradient": search(problem, "gradient", seed=seed)}
+    for label, t in (("exact's", ex.wall_s), ("gradient's", runs["gradient"].wall_s)):
+        runs[f"random ({label} time)"] = search(
+            problem, "random", SearchBudget(time_s=t), seed=seed
+        )
+    for method, r in runs.items():
+        edp = r.best_metrics["edp_js"] if r.best else float("nan")
+        print(
+            f"| {method} | {r.evaluations} | {r.wall_s:.1f} | {edp:.6g} | "
+            f"{100 * (edp / best - 1):+.2f} % |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="part 1 only")
     parser.add_argument("--part", type=int, choices=(1, 2), help="run one part only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exact", action="store_true", help="part 3 only: gaps to the optimum")
     args = parser.parse_args()
     print(
         f"# bench_search: {platform.processor() or platform.machine()}, jax {jax.__version__}, "
         f"{len(jax.devices())} device(s), seed {args.seed}\n"
     )
+    if args.exact:
+        part3(args.seed, args.quick)
+        return
     if args.part in (None, 1):
         part1(args.seed)
     if args.part in (None, 2) and not args.quick:

@@ -15,6 +15,7 @@ from .baselines import (
     random_search,
 )
 from .design import Design, base_design, describe, evaluate_population, metrics
+from .exact import ExactSettings, exact_search
 from .gradient import GradientSettings
 from .gradient import run as run_gradient
 from .methods import METHODS, SETTINGS, search
@@ -29,6 +30,7 @@ __all__ = [
     "SETTINGS",
     "Budgets",
     "Design",
+    "ExactSettings",
     "ExhaustiveSettings",
     "GradientSettings",
     "NSGA2Settings",
@@ -40,6 +42,7 @@ __all__ = [
     "base_design",
     "describe",
     "evaluate_population",
+    "exact_search",
     "exhaustive_search",
     "load_space",
     "metrics",

@@ -6,14 +6,14 @@ defaults), ``checkpoint`` a folder to resume from (the gradient search only), ``
 total)`` a callback. A new method is added to :data:`METHODS` and nowhere else.
 
 >>> sorted(METHODS)
-['exhaustive', 'gradient', 'nsga2', 'random']
+['exact', 'exhaustive', 'gradient', 'nsga2', 'random']
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import baselines, gradient
+from . import baselines, exact, gradient
 from .problem import Problem, SearchBudget
 from .result import SearchResult
 
@@ -22,6 +22,7 @@ METHODS: dict[str, Callable[..., SearchResult]] = {
     "exhaustive": baselines.exhaustive_search,
     "random": baselines.random_search,
     "nsga2": baselines.nsga2_search,
+    "exact": exact.exact_search,
 }
 """Method name -> search function (the first is the default)."""
 
@@ -30,6 +31,7 @@ SETTINGS = {
     "exhaustive": baselines.ExhaustiveSettings,
     "random": baselines.RandomSettings,
     "nsga2": baselines.NSGA2Settings,
+    "exact": exact.ExactSettings,
 }
 """Method name -> its settings dataclass."""
 
