@@ -129,9 +129,11 @@ def resident_outputs(config, workload, mapping, bits, host, fused, p):
     need = held_bytes(jnp.where(cand, output_bytes(workload, bits), 0.0), fused)
     ok = need <= free_bytes(config, mapping, bits, p)
     first, last = group_bounds(np.asarray(fused, dtype=bool))
-    members = first[None, :] == np.arange(len(first))[:, None]  # shape=(G', L), static
-    group_ok = jnp.all(jnp.where(members, ok[..., None, :], True), axis=-1)
-    layer_ok = jnp.take(group_ok, first, axis=-1)
+    # Every layer of a group fits: no misfit between its first and last layer (a running count
+    # of misfits, read at both ends: linear in the layer count).
+    misfits = jnp.cumsum(jnp.where(ok, 0, 1), axis=-1)
+    before = jnp.where(first > 0, jnp.take(misfits, np.maximum(first - 1, 0), axis=-1), 0)
+    layer_ok = jnp.take(misfits, last, axis=-1) - before == 0
     return cand & layer_ok & _next(layer_ok, False)
 
 
@@ -141,10 +143,20 @@ def still_written(workload: Workload, in_chip, resident):
     that is not the previous layer's output), shape=(L,)."""
     prev_out = _prev(workload.ofmap_elems, 0)
     dram_in = workload.ifmap_elems - jnp.where(in_chip, prev_out, 0)
-    n = workload.ofmap_elems.shape[-1]
-    later = np.arange(n)[None, :] > np.arange(n)[:, None] + 1  # [j, a]: a > j + 1
-    match = later & (dram_in[..., None, :] == workload.ofmap_elems[..., :, None])
-    return resident & jnp.any(match, axis=-1)
+    last_reader = jnp.vectorize(_last_reader, signature="(n),(n)->(n)")
+    later = last_reader(dram_in, workload.ofmap_elems) > np.arange(np.shape(resident)[-1]) + 1
+    return resident & later
+
+
+def _last_reader(dram_in, out):
+    """For each ``out[j]``, the last layer ``a`` whose DRAM input has that element count
+    (``dram_in[a] == out[j]``), or -1: sorted once by (count, layer), then searched, so that
+    it stays ``O(L log L)`` in the layer count."""
+    n = dram_in.shape[-1]
+    order = jnp.lexsort((jnp.arange(n), dram_in))
+    values = dram_in[order]
+    pos = jnp.clip(jnp.searchsorted(values, out, side="right") - 1, 0, n - 1)
+    return jnp.where(values[pos] == out, order[pos], -1)
 
 
 def weights_fit(config, workload, mapping, bits, host, p, held):
@@ -169,10 +181,14 @@ def plan(config, workload, mapping, bits, host, fused, channel_parallel, steady_
     m, k, n = workload.gemm_m, workload.gemm_k, workload.gemm_n
     side = grouped.groups_side_by_side(m, k, n, config.cols, config.dataflow, EXACT)
     p = jnp.where(channel_parallel, side, 1.0)
-    resident = resident_outputs(config, workload, mapping, bits, host, fused, p)
-    input_resident = _prev(resident, False)
-    in_chip = input_resident | jnp.asarray(fused)
-    unwritten = resident & ~still_written(workload, in_chip, resident)
+    if config.cross_layer and config.memory_model == "tiled":  # static
+        resident = resident_outputs(config, workload, mapping, bits, host, fused, p)
+        input_resident = _prev(resident, False)
+        in_chip = input_resident | jnp.asarray(fused)
+        unwritten = resident & ~still_written(workload, in_chip, resident)
+    else:  # no activation stays between layers: nothing to plan
+        resident = jnp.zeros(jnp.shape(p), dtype=bool)
+        input_resident = unwritten = resident
     if not steady_state or config.memory_model != "tiled":
         return resident, input_resident, unwritten, jnp.asarray(False)
     held = held_bytes(jnp.where(resident, output_bytes(workload, bits), 0.0), fused)
