@@ -20,9 +20,12 @@ _PREFIXES += ((1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
 _NAME_WIDTH = 20  # longest layer name shown in full in a table
 
 
+_PLAIN = frozenset({float, int, bool})  # Python numbers: no array conversion needed
+
+
 def number(x, what: str = "value"):
     """``x`` as a Python int when integral, else a float; raises ``ValueError`` if not finite."""
-    value = float(np.asarray(x))
+    value = float(x) if type(x) in _PLAIN else float(np.asarray(x))
     if not math.isfinite(value):
         raise ValueError(f"internal error: {what} is {value}; please report this design")
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
