@@ -40,7 +40,14 @@ def total(d: dz.Design, space: Space, workload) -> dict:
 # ---- designs ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base", presets.preset_names())
+@pytest.mark.parametrize(
+    "base",
+    # one preset always, the others in the slow sample (each compiles the mapper afresh)
+    [
+        b if b == "edge-tpu-like" else pytest.param(b, marks=pytest.mark.slow)
+        for b in presets.preset_names()
+    ],
+)
 def test_base_design_is_the_preset(base, workload):
     space = Space.from_dict({"base": base})
     config = presets.get_preset(base)

@@ -28,6 +28,20 @@ WORKLOAD = layers.workload(
 SENSITIVITY = AccuracyModel(np.float64(0.95), np.array([2.0, 4.0]), np.array([1.0, 1.0]))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_persistent_cache():
+    """The run's shared compilation cache (root conftest) off here: a program another module
+    compiled would be loaded from it, and loading is not a backend compilation."""
+    from jax._src import compilation_cache
+
+    before = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_enable_compilation_cache", before)
+    compilation_cache.reset_cache()
+
+
 @pytest.fixture(scope="module")
 def compiles():
     """``with compiles() as names:`` collects the names of the functions compiled inside."""

@@ -76,7 +76,10 @@ def _same(a, b):
     "config",
     [
         dataclasses.replace(QUICK, epochs=4),
-        dataclasses.replace(transformer_config(quick=True, qat_bits=(4, 4)), epochs=4),
+        pytest.param(
+            dataclasses.replace(transformer_config(quick=True, qat_bits=(4, 4)), epochs=4),
+            marks=pytest.mark.slow,  # the longest training test; the CNN checks the same path
+        ),
     ],
     ids=["cnn", "transformer-qat"],
 )
