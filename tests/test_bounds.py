@@ -39,7 +39,9 @@ def _fields(report):
     }
 
 
-@pytest.mark.parametrize("memory_model", ["tiled", "scalesim"])
+@pytest.mark.parametrize(
+    "memory_model", ["tiled", pytest.param("scalesim", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("dataflow", [0, 1, 2])
 @pytest.mark.parametrize(("r", "d"), EDGES)
 @x64

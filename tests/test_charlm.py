@@ -93,6 +93,7 @@ def test_float_loss_is_well_below_the_unigram_entropy(trained, quick):
     assert final["epoch"] == quick.epochs and final["test_accuracy"] > 0.25
 
 
+@pytest.mark.slow  # a second training run; tests/test_train.py checks the same resume code
 def test_resumed_training_equals_uninterrupted(tmp_path, quick, trained):
     # half the quick run, then resumed to its end: the same final metrics, bit for bit, as
     # the uninterrupted run of the fixture

@@ -130,7 +130,10 @@ def test_json_structure(resnet_json):
     assert resnet_json["design"]["name"] == "scalesim-32x32"
 
 
-@pytest.mark.parametrize(("path", "extra", "count"), [(BERT, ["--gemm"], 30), (TINY, [], 15)])
+@pytest.mark.parametrize(
+    ("path", "extra", "count"),
+    [(BERT, ["--gemm"], 30), pytest.param(TINY, [], 15, marks=pytest.mark.slow)],
+)
 def test_simulate_bundled_json(capsys, path, extra, count):
     assert main(["simulate", path, *extra, "--preset", "edge-tpu-like", "--json"]) == 0
     result = strict_json(capsys.readouterr().out)
