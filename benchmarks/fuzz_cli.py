@@ -416,7 +416,31 @@ def run_case(seed: int, index: int, root: Path, limit_s: float) -> tuple[str, st
         signal.setitimer(signal.ITIMER_REAL, 0)
     if time.perf_counter() - started > limit_s:
         outcome, detail = "hang", f"{time.perf_counter() - started:.1f} s"
+    _bound_compilations()
     return outcome, what, detail
+
+
+MAPPINGS_CLEAR_AT = 40_000
+"""Memory mappings of this process above which JAX's caches are cleared between cases."""
+
+
+def _bound_compilations() -> None:
+    """Every distinct compilation keeps a few memory mappings until JAX's caches drop it, and
+    thousands of cases compile tens of thousands of shapes: past Linux's 65,530 mappings per
+    process the next compilation fails ("Cannot allocate memory") and the process dies. The
+    caches are cleared, as the test suite's conftest does, before that."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            mappings = sum(1 for _ in f)
+    except OSError:
+        return
+    if mappings > MAPPINGS_CLEAR_AT:
+        import gc
+
+        import jax
+
+        jax.clear_caches()
+        gc.collect()
 
 
 def _run_api(call) -> tuple[str, str]:
