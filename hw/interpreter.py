@@ -147,6 +147,14 @@ def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="
     per-layer widths, the widest; the mapping then follows the per-layer widths).
     """
     _check(qm, config, overflow)
+    wl, mapping, tile_k = reduction_splits(qm, input_shape, config)
+    return _forward(qm, config, tile_k, overflow), wl, mapping
+
+
+def reduction_splits(qm: QuantizedModel, input_shape, config: NPUConfig) -> tuple:
+    """``(workload, mapping, tile_k)``: the cost model's mapping of ``qm`` on batches of
+    ``input_shape`` (at the model's per-layer widths) and, sorted by layer name, the reduction
+    tile of every layer whose reduction it splits (``tile_k < K``)."""
     wl = graph.workload(qm.model, tuple(input_shape))
     bits = layer_bits(qm)
     per_layer = (
@@ -154,8 +162,8 @@ def compile_model(qm: QuantizedModel, input_shape, config: NPUConfig, overflow="
     )
     mapping = cost.default_mapping(per_layer, wl)
     tk, k = np.asarray(mapping.tile_k), np.asarray(wl.gemm_k)
-    tile_k = {n: int(t) for n, t, kk in zip(wl.names, tk, k, strict=True) if t < kk}
-    return _forward(qm, config, tuple(sorted(tile_k.items())), overflow), wl, mapping
+    tile_k = sorted((n, int(t)) for n, t, kk in zip(wl.names, tk, k, strict=True) if t < kk)
+    return wl, mapping, tuple(tile_k)
 
 
 @x64

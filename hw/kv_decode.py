@@ -20,14 +20,12 @@ differ in the last bits.
 from __future__ import annotations
 
 import collections
-import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from hw import cost, graph, quant
-from hw.interpreter import Runner, _check, layer_bits
+from hw import graph, quant
+from hw.interpreter import Runner, _check, reduction_splits
 from hw.nodes import Attention
 from hw.ptq import QuantizedModel
 from hw.types import NPUConfig
@@ -45,16 +43,9 @@ def kv_widths(model, a_bits: int, kv_bits: int):
 
 
 def _tile_k(qm: QuantizedModel, input_shape, config: NPUConfig) -> tuple:
-    """The reduction splits of the cost model's mapping of the full sequence (as
-    ``hw.interpreter.compile_model``)."""
-    wl = graph.workload(qm.model, tuple(input_shape))
-    bits = layer_bits(qm)
-    per_layer = (
-        config if bits is None else dataclasses.replace(config, w_bits=bits[0], a_bits=bits[1])
-    )
-    mapping = cost.default_mapping(per_layer, wl)
-    tk, k = np.asarray(mapping.tile_k), np.asarray(wl.gemm_k)
-    return tuple(sorted((n, int(t)) for n, t, kk in zip(wl.names, tk, k, strict=True) if t < kk))
+    """The reduction splits of the cost model's mapping of the full sequence (the same as
+    ``hw.interpreter.compile_model``'s)."""
+    return reduction_splits(qm, input_shape, config)[2]
 
 
 def _decoder(qm: QuantizedModel, config: NPUConfig, tile_k: tuple, overflow: str, slots: int):
