@@ -99,7 +99,8 @@ def run_decode(qm: QuantizedModel, x, config: NPUConfig, *, overflow: str = "sat
     (the embedded positions) one position after another with a KV cache (module docstring).
 
     >>> import dataclasses
-    >>> from hw import get_preset, quantize_model, run_model
+    >>> import numpy as np
+    >>> from hw import get_preset, graph, quantize_model, run_model
     >>> rng = np.random.default_rng(0)
     >>> w = {f"w{p}": rng.normal(size=(8, 8)) * 0.3 for p in "qkvo"}
     >>> b = {f"b{p}": np.zeros(8) for p in "qkvo"}
