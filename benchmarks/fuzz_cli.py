@@ -18,9 +18,12 @@ search checkpoints), flags and values, across every subcommand (``presets``, ``s
 
 Case ``i`` of seed ``s`` is rebuilt by ``random.Random(f"{s}:{i}")``: ``--show I`` prints it.
 
-Command: ``.venv/bin/python benchmarks/fuzz_cli.py --cases 10000 --seed 0``; about 10 minutes
-on the 2-core CPU (most cases are refused in milliseconds; those that run compile the cost
-model for their shapes). Expected: 0 traceback, 0 nonfinite, 0 negative, 0 hang.
+Command: ``.venv/bin/python benchmarks/fuzz_cli.py --cases 10000 --seed 0`` (most cases are
+refused in milliseconds; those that run compile the cost model for their shapes, which is
+most of the time). ``--first I`` starts at case ``I``, so that two processes split a run:
+``--first 0 --cases 5000`` and ``--first 5000 --cases 5000`` together are cases 0-9999.
+Failures are printed to stderr as they happen. Expected: 0 traceback, 0 nonfinite,
+0 negative, 0 hang.
 """
 
 from __future__ import annotations
@@ -471,18 +474,21 @@ def _run_cli(argv: list[str]) -> tuple[str, str]:
     return _classify_cli(code, out.getvalue(), err.getvalue()), err.getvalue().strip()[-300:]
 
 
-def fuzz(cases: int, seed: int = 0, limit_s: float = 120.0, progress=None) -> dict:
-    """Run ``cases`` cases; returns the counts by outcome and by command and the failures."""
+def fuzz(cases: int, seed: int = 0, limit_s: float = 120.0, progress=None, first: int = 0) -> dict:
+    """Run cases ``first`` to ``first + cases - 1`` of ``seed``; returns the counts by outcome
+    and by command and the failures (each also passed to ``progress`` as it happens)."""
     counts, by_command, failures = collections.Counter(), collections.Counter(), []
     with tempfile.TemporaryDirectory(prefix="npu-dse-fuzz-") as tmp:
-        for i in range(cases):
+        for done, i in enumerate(range(first, first + cases), start=1):
             outcome, what, detail = run_case(seed, i, Path(tmp), limit_s)
             counts[outcome] += 1
             by_command[(what.split(" ")[0], outcome)] += 1
+            failure = None
             if outcome not in ("ok", "clean"):
-                failures.append({"case": i, "outcome": outcome, "what": what, "detail": detail})
+                failure = {"case": i, "outcome": outcome, "what": what, "detail": detail}
+                failures.append(failure)
             if progress:
-                progress(i + 1, counts)
+                progress(done, counts, failure)
     return {"counts": dict(counts), "by_command": dict(by_command), "failures": failures}
 
 
@@ -490,6 +496,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--first", type=int, default=0, metavar="I", help="first case (split a run over processes)"
+    )
     parser.add_argument("--limit-s", type=float, default=120.0, help="per-case time limit")
     parser.add_argument("--show", type=int, metavar="I", help="print case I and stop")
     args = parser.parse_args()
@@ -499,7 +508,9 @@ def main() -> None:
         return
     started = time.perf_counter()
 
-    def progress(done, counts):
+    def progress(done, counts, failure):
+        if failure is not None:
+            print(json.dumps(failure), file=sys.stderr, flush=True)
         if done % 500 == 0:
             print(
                 f"{done} cases, {time.perf_counter() - started:.0f} s: {dict(counts)}",
@@ -507,10 +518,11 @@ def main() -> None:
                 flush=True,
             )
 
-    found = fuzz(args.cases, args.seed, args.limit_s, progress)
+    found = fuzz(args.cases, args.seed, args.limit_s, progress, args.first)
     wall = time.perf_counter() - started
+    last = args.first + args.cases - 1
     print(
-        f"fuzz_cli: {args.cases} cases, seed {args.seed}, {wall:.0f} s "
+        f"fuzz_cli: {args.cases} cases ({args.first}-{last}), seed {args.seed}, {wall:.0f} s "
         f"({args.cases / wall:.1f} cases/s; machine shared with other work)"
     )
     for outcome in ("ok", "clean", "traceback", "nonfinite", "negative", "hang"):
