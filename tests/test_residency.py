@@ -200,17 +200,45 @@ def test_the_cli_flags_and_json_keys(tmp_path, capsys):
     assert "1 output(s) kept on chip" in text and "steady state (weights kept on chip)" in text
 
 
-@pytest.mark.slow
-def test_mobilenet_v2_steady_state_on_edge_tpu_like_meets_the_published_target():
-    """Coral Edge TPU, MobileNetV2 224 b1: 2.3-2.5 ms (coral.ai benchmarks); target: the
-    steady state within 1.5x of 2.4 ms."""
+@pytest.fixture(scope="module")
+def mobilenet_v2_steady():
+    """MobileNetV2 224 b1 in a stream on ``edge-tpu-like``, with and without cross-layer
+    residency: ``(on, off)`` simulations."""
     from models.zoo import get_network
 
     wl = get_network("mobilenet_v2", batch=1, image=224)
     config = dataclasses.replace(presets.get_preset("edge-tpu-like"), cross_layer=True)
-    sim = simulate(wl, config, steady_state=True)
+    on = simulate(wl, config, steady_state=True)
+    off = simulate(wl, presets.get_preset("edge-tpu-like"), steady_state=True)
+    return on, off
+
+
+EDGE_TPU_MOBILENET_V2_S = 2.4e-3
+"""Coral Edge TPU, MobileNetV2 224 b1: 2.3-2.5 ms (coral.ai benchmarks); target: the steady
+state within 1.5x of 2.4 ms, on both sides."""
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_steady_state_on_edge_tpu_like_is_not_slower_than_the_target(
+    mobilenet_v2_steady,
+):
+    sim, off = mobilenet_v2_steady
     assert bool(sim.steady.weights_resident)
     assert float(np.asarray(sim.steady.dram_filter_read_bytes).sum()) == 0.0
-    assert float(sim.steady.total_latency_s) <= 1.5 * 2.4e-3
-    off = simulate(wl, presets.get_preset("edge-tpu-like"), steady_state=True)
+    assert float(sim.steady.total_latency_s) <= 1.5 * EDGE_TPU_MOBILENET_V2_S
     assert float(off.steady.total_latency_s) > float(sim.steady.total_latency_s)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="1.14 ms, 0.47x of the Edge TPU's 2.4 ms: the model charges nothing per layer "
+    "beyond its compute and memory cycles (no instruction or parameter fetch, no "
+    "synchronisation between layers), and the published chip's per-layer costs are not "
+    "documented; no constant is fitted to this one figure",
+)
+def test_mobilenet_v2_steady_state_on_edge_tpu_like_is_not_faster_than_the_target(
+    mobilenet_v2_steady,
+):
+    sim, _ = mobilenet_v2_steady
+    assert float(sim.steady.total_latency_s) >= EDGE_TPU_MOBILENET_V2_S / 1.5
