@@ -229,22 +229,23 @@ def vit_ti16(batch: int = 1, image: int = 224) -> list[Layer]:
     return out + [layers.dense("head", in_features=192, out_features=1000, tokens=batch)]
 
 
-def alexnet_conv(batch: int = 1, image: int = 227) -> list[Layer]:
+def alexnet_conv(batch: int = 1, image: int = 227, relu: bool = True) -> list[Layer]:
     """AlexNet's five conv layers with their ReLUs (Krizhevsky et al. 2012; the shapes Eyeriss
     runs, Chen et al., JSSC 2017): CONV1 11x11/4 3 -> 96 on 227 x 227; CONV2 5x5 pad 2
     96 -> 256 on 27 x 27; CONV3 3x3 pad 1 256 -> 384, CONV4 384 -> 384 and CONV5 384 -> 256 on
     13 x 13; CONV2, 4 and 5 in two groups (the two GPU towers). The pooling and normalization
-    between them and the fully connected layers are left out, as in Eyeriss's CONV1-5 figures.
-    At 227 x 227: 665,784,864 MACs."""
+    between them and the fully connected layers are left out, as in Eyeriss's CONV1-5 figures;
+    ``relu=False`` leaves out the ReLUs too (a chip that applies them on the way out of its
+    array, as Eyeriss does). At 227 x 227: 665,784,864 MACs."""
     h1 = conv_out_size(image, 11, 4, 0, 1, "floor")  # 55
     h2 = conv_out_size(h1, 3, 2, 0, 1, "floor")  # 27, after the 3x3/2 max pool
     h3 = conv_out_size(h2, 3, 2, 0, 1, "floor")  # 13
     return (
-        _conv("conv1", image, 3, 96, 11, stride=4, batch=batch)
-        + _conv("conv2", h2, 96, 256, 5, pad=2, groups=2, batch=batch)
-        + _conv("conv3", h3, 256, 384, 3, pad=1, batch=batch)
-        + _conv("conv4", h3, 384, 384, 3, pad=1, groups=2, batch=batch)
-        + _conv("conv5", h3, 384, 256, 3, pad=1, groups=2, batch=batch)
+        _conv("conv1", image, 3, 96, 11, stride=4, batch=batch, act=relu)
+        + _conv("conv2", h2, 96, 256, 5, pad=2, groups=2, batch=batch, act=relu)
+        + _conv("conv3", h3, 256, 384, 3, pad=1, batch=batch, act=relu)
+        + _conv("conv4", h3, 384, 384, 3, pad=1, groups=2, batch=batch, act=relu)
+        + _conv("conv5", h3, 384, 256, 3, pad=1, groups=2, batch=batch, act=relu)
     )
 
 
