@@ -50,9 +50,9 @@ Chen et al., JSSC 2017) costs, per bit, :func:`pe_local_pj_per_bit`: the per-ope
 else ``rf_pj_per_bit`` where > 0, else the SRAM law above at the level's size
 (``sram_pj_per_bit(pe_local_bytes / 1024)``), else 0 (no level). At Eyeriss's 520 B and 65 nm
 the law gives 0.061 pJ/bit, within 15 % of Eyeriss's own register-file figure (1x a 16-bit
-MAC, 0.053 pJ/bit; Sze et al., "Efficient Processing of Deep Neural Networks", 2020: RF 1x,
-PE array 2x, global buffer 6x, DRAM 200x a MAC). Its area is SRAM area
-(:func:`sram_area_mm2`) per PE. How often the level is accessed is in ``hw.cost``.
+MAC, 0.053 pJ/bit; Sze et al., "Efficient processing of deep neural networks: a tutorial and
+survey", Proc. IEEE 2017: RF 1x, PE array 2x, global buffer 6x, DRAM 200x a MAC). Its area
+is SRAM area (:func:`sram_area_mm2`) per PE. How often the level is accessed is in ``hw.cost``.
 
 Checks of the fitted laws against the anchors they did not fit: the 32 KB SRAM read is
 ``10 * 4 ** 0.4746 = 19.3 pJ`` (anchor 20 pJ, -3.5 %); a 32x32-bit multiply is

@@ -4,6 +4,7 @@ Eyeriss figures it exists for (npu_dse.published)."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -152,3 +153,18 @@ EYERISS_LATENCY_GAP = (
 @pytest.mark.xfail(reason=EYERISS_LATENCY_GAP, strict=True)
 def test_eyeriss_alexnet_latency_within_1_3x(eyeriss):
     assert 1 / 1.3 <= eyeriss["latency_ratio"] <= 1.3
+
+
+def test_command_line_sets_the_level(capsys):
+    from npu_dse.cli import main
+
+    topo = str(Path(designs.__file__).parent / "data" / "topologies" / "cnn_stem.json")
+    base = [topo, "--preset", "scalesim-32x32", "--json"]
+    assert main(["simulate", *base, "--pe-local-bytes", "512"]) == 0
+    rf = json.loads(capsys.readouterr().out)["total"]["energy_breakdown_j"]["rf"]
+    assert main(["simulate", *base]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["energy_breakdown_j"]["rf"] == 0
+    assert rf > 0
+    assert main(["simulate", *base, "--pe-local-bytes", "-8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pe_local_bytes must be in 0..1048576 bytes" in err and len(err.splitlines()) == 1
