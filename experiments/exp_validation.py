@@ -21,23 +21,31 @@ Produces, under ``--out``:
   translated by ``npu_dse.peers`` or ``npu_dse.peers_timeloop`` and costed with the peer's
   per-access energies, beside the peer's figure; ``zigzag_<accelerator>.json``, the
   translated design files (``--design``);
+* ``eyeriss.csv``: the ``eyeriss-like`` preset on AlexNet CONV1-5 at batch 4 beside the Eyeriss
+  chip's measured 278 mW and 115 ms (Chen et al., JSSC 2017; ``npu_dse.published``), with the
+  on-chip energy by term;
 * ``ratios.csv`` and ``ratios.png/svg``: every reference (SCALE-Sim, ZigZag, Timeloop, the
-  datasheets) as the ratio npu-dse / reference, with the target band of each.
+  datasheets, Eyeriss) as the ratio npu-dse / reference, with the target band of each (Eyeriss:
+  within 1.5x in power and 1.3x in latency, written as the low side of those bands, 1/3 and
+  0.23).
 
-Without the reference data the script runs the datasheet part only and says so in the
-headline (``reference``, ``zigzag``, ``timeloop``: ``"skipped: ..."``).
+Without the reference data the script runs the datasheet and Eyeriss parts only and says so in
+the headline (``reference``, ``zigzag``, ``timeloop``: ``"skipped: ..."``).
 
 Command: ``.venv/bin/python experiments/exp_validation.py --out runs/exp_validation [--quick]``
 (``--quick`` replays every fourth reference row).
 
 Run time on the 2-core CPU: 13 s in full (289 compute rows, 95 B rows x 2 memory models),
-13 s with ``--quick`` (73 and 24 rows; compiling dominates).
+13 s with ``--quick`` (73 and 24 rows; compiling dominates), before the Eyeriss part, which adds
+about 8 s of CPU (compiling AlexNet's layers; 37 s of CPU in all with ``--quick`` on a shared
+machine).
 
 Expected headline (both modes), npu-dse / ZigZag: energy 1.06, 1.05, 0.92, 0.93, 1.08 and
 latency 1.07, 0.83, 1.01, 1.07, 1.14 (edge_tpu_like, tpu_like, ascend_like, tesla_npu_like,
 meta_prototype), DRAM bytes 1.04 and 1.02 on edge_tpu_like and tpu_like; npu-dse / Timeloop
-DRAM bytes 1.00, 0.97, 0.97 and energy 0.62, 0.79, 0.74 (simple_weight_stationary,
-simple_output_stationary, eyeriss_like).
+DRAM bytes 1.00, 0.97, 0.97 and energy 0.62, 0.79, 1.03 (simple_weight_stationary,
+simple_output_stationary, eyeriss_like); npu-dse / Eyeriss on AlexNet CONV1-5: on-chip power
+0.81 (224 mW), latency 0.75 (86.7 ms, outside its band: row stationary is not modelled).
 
 Expected headline (full): compute cycles max relative error 0.0 on all 289 rows (settings A, B
 and C, os/ws/is): the array model reproduces SCALE-Sim's folds cycle for cycle. Total cycles
@@ -60,7 +68,7 @@ from tqdm import tqdm
 from experiments.common import Run, new_figure, parse_args
 from hw import cost, get_gpu_preset, get_preset, layers
 from hw.x64 import x64
-from npu_dse import peers, peers_timeloop
+from npu_dse import peers, peers_timeloop, published
 from npu_dse.designs import design_to_dict
 from npu_dse.reference import design_for, gemm_workload, load_reference, reference_path
 from npu_dse.rundir import write_atomic
@@ -235,7 +243,20 @@ _TIMELOOP_METRICS = (
 )
 
 
-def ratio_table(zigzag, timeloop, errors, stalls, sheets) -> list[dict]:
+_EYERISS_METRICS = (
+    ("onchip_power", "onchip_power_w", "published_power_w", 1.0 - 1.0 / 1.5),
+    ("latency", "latency_s", "published_latency_s", 1.0 - 1.0 / 1.3),
+)
+
+
+def eyeriss_row() -> dict:
+    """``npu_dse.published.compare_eyeriss`` as one flat CSV row (energies in J)."""
+    r = published.compare_eyeriss()
+    parts = {f"onchip_{k}_j": v for k, v in r.pop("energy_breakdown_j").items()}
+    return r | parts
+
+
+def ratio_table(zigzag, timeloop, errors, stalls, sheets, eyeriss=()) -> list[dict]:
     """Every reference as npu-dse / reference, one row per (reference, case, metric)."""
 
     def row(ref, case, metric, ours, theirs, band):
@@ -277,6 +298,10 @@ def ratio_table(zigzag, timeloop, errors, stalls, sheets) -> list[dict]:
             out.append(
                 row("SCALE-Sim 3.0.0", case, "total_cycles_1_plus_median_abs_error", med, 1.0, None)
             )
+    for r in eyeriss:
+        for metric, ours, theirs, band in _EYERISS_METRICS:
+            case = "eyeriss-like, AlexNet CONV1-5 batch 4"
+            out.append(row("Eyeriss (JSSC 2017)", case, metric, r[ours], r[theirs], band))
     for s in sheets:
         case = f"{s['design']} {s['precision']}"
         out.append(
@@ -291,6 +316,7 @@ def _ratio_plot(rows: list[dict]):
     fig, ax = new_figure(7.0, 0.22 * len(rows) + 1.2)
     y = np.arange(len(rows))[::-1]
     colors = {"ZigZag 3.9.1": "C0", "Timeloop": "C1", "SCALE-Sim 3.0.0": "C2", "datasheet": "C3"}
+    colors["Eyeriss (JSSC 2017)"] = "C4"
     for yi, r in zip(y, rows, strict=True):
         band = r["target_abs_rel_error"]
         if band != "":
@@ -327,6 +353,10 @@ def main(argv=None) -> dict:
         },
         "datasheet_max_abs_rel_error": max(abs(s["rel_error"]) for s in sheets),
     }
+    eyeriss = [eyeriss_row()]
+    run.csv("eyeriss", eyeriss)
+    headline["eyeriss_power_ratio"] = eyeriss[0]["power_ratio"]
+    headline["eyeriss_latency_ratio"] = eyeriss[0]["latency_ratio"]
     zz_ok, zz_why = peers.zigzag_available()
     tl_ok, tl_why = peers_timeloop.timeloop_available()
     zigzag = zigzag_rows(run) if zz_ok else []
@@ -345,7 +375,7 @@ def main(argv=None) -> dict:
     errors, summary = [], []
     if not path.exists():
         headline["reference"] = f"skipped: SCALE-Sim reference data not found at {path}"
-        return _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets)
+        return _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets, eyeriss)
     rows = load_reference(path)
     if args.quick:
         rows = rows[::4]
@@ -389,11 +419,11 @@ def main(argv=None) -> dict:
             for s in summary
         },
     }
-    return _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets)
+    return _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets, eyeriss)
 
 
-def _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets) -> dict:
-    ratios = ratio_table(zigzag, timeloop, errors, summary, sheets)
+def _finish_ratios(run, headline, zigzag, timeloop, errors, summary, sheets, eyeriss) -> dict:
+    ratios = ratio_table(zigzag, timeloop, errors, summary, sheets, eyeriss)
     run.csv("ratios", ratios)
     run.figure("ratios", _ratio_plot(ratios))
     return run.finish(headline)

@@ -38,6 +38,8 @@ Ranges of the design (inclusive; ``CONFIG_RANGES``), each wider than any chip bu
 - ``vector_lanes``: 1 to 2^20; ``host_gops``: 1e-3 to 1e9; ``host_link_gbps``: 1e-3 to 1e5;
 - ``dram_capacity_gib``: 1e-3 GiB (1 MiB) to 2^20 GiB (1 PiB, far above any accelerator's
   memory; H200: 141 GB of HBM3e, NVIDIA datasheet 2024);
+- ``pe_local_bytes``: 0 (no PE-local level) to 2^20 bytes per PE (Eyeriss: 520 B; Chen et
+  al., JSSC 2017);
 - technology: energies and areas 0 to ``TECH_MAX`` (pJ, um^2, mW/mm^2), ``node_nm`` 1 to
   1000, ``sram_ref_kib`` as an SRAM buffer, ``sram_energy_exp`` 0 to 2 (CACTI's access energy
   grows about as size^0.5).
@@ -67,6 +69,9 @@ SEED_MAX = 2**32 - 1
 TECH_MAX = 1e6
 """Largest technology energy (pJ), area (um^2) or leakage (mW/mm^2) per unit."""
 
+PE_LOCAL_BYTES_MAX = 2.0**20
+"""Largest PE-local storage per PE, bytes (1 MiB; Eyeriss has 520 B per PE)."""
+
 SRAM_KIB = (1e-3, 2.0**30)
 CLOCK_MHZ = (1.0, 1e5)
 DRAM_BW_GBPS = (1e-3, 1e5)
@@ -83,6 +88,7 @@ CONFIG_RANGES: dict[str, tuple[float, float, str]] = {
     "host_gops": (1e-3, 1e9, "Gop/s"),
     "host_link_gbps": (1e-3, 1e5, "GB/s"),
     "dram_capacity_gib": (1e-3, 2.0**20, "GiB"),
+    "pe_local_bytes": (0.0, PE_LOCAL_BYTES_MAX, "bytes"),
 }
 """Design field -> (smallest, largest, unit), inclusive."""
 

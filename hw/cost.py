@@ -9,10 +9,23 @@ Per layer (``l``), with ``G`` GEMMs of one shape:
     total_l   = max(compute_l + vector_l + host_l, dram_l) + prologue_l + epilogue_l
     energy_l  = MACs * e_mac(w, a, acc)                      (hw.tech)
               + MACs * hop_bits * e_reg                      operands moving between PEs
-              + MACs * (w + a + 2 acc) * e_rf                PE-local storage (hw.tech)
+              + sum over operands of PE-local bits * e_rf       PE-local storage (below)
               + sum over buffers of bits accessed * e_sram(size / banks)
               + DRAM bits * e_dram + vector_ops * e_vec + P_leak * total_l / f_clk
               + host_l energy (fallback layers only)
+
+A PE with a local level (``pe_local_bytes``, or a technology file's ``rf_pj_per_bit``) stages
+its operands there, as Eyeriss's PE does in its ifmap, filter and psum scratchpads (Chen et al.,
+JSSC 2017): every MAC reads its weight and its input from the level and reads and writes its
+partial sum there, and every word the array takes from (or gives to) a buffer is written into
+(or read from) a PE's level once. Per operand, in words:
+
+    ifmap  MACs + SRAM ifmap reads          filter  MACs + SRAM filter reads
+    ofmap  2 MACs + SRAM ofmap writes + partial sums read back from the ofmap SRAM
+
+so the reuse of an operand inside the PE, ``MACs / SRAM words``, is the dataflow's: SCALE-Sim's
+access counts (hw.mac_array) give it per dataflow (os keeps partial sums in the PE until the
+output is done; ws and is write one per fold of K and read it back).
 
 A layer whose kind is in ``config.unsupported_ops`` runs on the host (``host_l``: host
 compute plus the link transfers, :func:`_host`) and costs the NPU nothing but DRAM traffic and
@@ -101,11 +114,17 @@ def _energy(
         + _sram_pj(filter_bits, sizes[1], t, "filter")
         + _sram_pj(ofmap_bits, sizes[2], t, "ofmap")
     )
-    rf_bits = bits.w_bits + bits.a_bits + 2 * config.acc_bits  # hw.tech: PE-local storage
+    energy_rf = (
+        (macs + sram.ifmap_reads) * bits.a_bits * tech.pe_local_pj_per_bit("ifmap", config)
+        + (macs + sram.filter_reads) * bits.w_bits * tech.pe_local_pj_per_bit("filter", config)
+        + (2 * macs + sram.ofmap_writes + psum_reads)
+        * config.acc_bits
+        * tech.pe_local_pj_per_bit("ofmap", config)
+    )
     return {
         "energy_mac_pj": macs * tech.layer_mac_pj(bits.w_bits, bits.a_bits, config),
         "energy_array_pj": macs * hop_bits * t.reg_pj_per_bit,
-        "energy_rf_pj": macs * rf_bits * t.rf_pj_per_bit,
+        "energy_rf_pj": energy_rf,
         "energy_sram_pj": energy_sram,
         "energy_dram_pj": 8.0 * dram.total_bytes * t.dram_pj_per_bit,
         "energy_vector_pj": jnp.where(npu, workload.vector_ops, 0) * t.vector_pj_per_op,

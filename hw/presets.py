@@ -33,6 +33,7 @@ def _config(
     dram_capacity_gib: float,
     unified_sram: bool = False,
     dram_per_stream: bool = False,
+    pe_local_bytes: float = 0.0,
 ) -> NPUConfig:
     """Build a config with int64 counts and float64 sizes, bits, clock and bandwidth.
 
@@ -55,6 +56,7 @@ def _config(
         vector_lanes=np.int64(vector_lanes),
         tech=default_tech(node_nm),
         dram_capacity_gib=np.float64(dram_capacity_gib),
+        pe_local_bytes=np.float64(pe_local_bytes),
         name=name,
         unified_sram=unified_sram,
         dram_per_stream=dram_per_stream,
@@ -115,6 +117,10 @@ def edge_tpu_like() -> NPUConfig:
     )
 
 
+EYERISS_PE_LOCAL_BYTES = (12 + 224 + 24) * 2
+"""Eyeriss's scratchpads per PE (ifmap, filter, psum words of 16 bits), bytes (JSSC 2017)."""
+
+
 def eyeriss_like() -> NPUConfig:
     """MIT Eyeriss (Chen et al., ISCA 2016; JSSC 2017): 65 nm, 168 PEs as 12x14, 16-bit fixed
     point (partial sums included), 200 MHz core clock, 108 KB global buffer.
@@ -126,6 +132,9 @@ def eyeriss_like() -> NPUConfig:
     - Assumption: 0.72 GB/s to DRAM, a 64-bit bus at the chip's 90 MHz link clock; 14 vector
       lanes (one per column).
     - Assumption: 1 GiB of DRAM (the paper's test setup does not state one).
+    - PE-local storage: each PE's ifmap (12 x 16 b), filter (224 x 16 b) and psum (24 x 16 b)
+      scratchpads, 520 B (JSSC 2017), costed by the SRAM law at that size (hw.tech). Every
+      other preset has none (their datasheets name no per-PE storage beyond the pipeline).
     """
     return _config(
         "eyeriss-like",
@@ -140,6 +149,7 @@ def eyeriss_like() -> NPUConfig:
         node_nm=65.0,
         dram_capacity_gib=1.0,
         unified_sram=True,
+        pe_local_bytes=EYERISS_PE_LOCAL_BYTES,
     )
 
 

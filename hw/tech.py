@@ -33,16 +33,26 @@ host_pj_per_op         8.75         pJ         Horowitz, ISSCC 2014: ~70 pJ per 
                                                (the 8 lanes are an assumption; not node-scaled)
 host_pj_per_byte       80           pJ/byte    assumption: ~10 pJ/bit for a PCIe-class serial
                                                link, link only (DRAM at either end not included)
-rf_pj_per_bit          0            pJ/bit     no PE-local storage unless a design or technology
-                                               file sets it (see the note on Eyeriss below)
+rf_pj_per_bit          0            pJ/bit     0: the PE-local level's energy follows its size
+                                               (``pe_local_bytes``, below); > 0: this figure
 =====================  ===========  =========  ===================================================
 
 Direct per-access energies (:data:`OVERRIDES`: ``mac_pj``, ``ifmap_sram_pj_per_bit``,
 ``filter_sram_pj_per_bit``, ``ofmap_sram_pj_per_bit``) bypass the scaling laws: set with
 :func:`with_overrides`, they replace :func:`mac_energy_pj` (scaled by the law's ratio for layers
 narrower than the design) and the SRAM power law, so that a peer tool's per-access table (ZigZag,
-Accelergy) can be used as it is. PE-local storage (``rf_pj_per_bit``) is read once per operand
-and read and written once per partial sum on every MAC: ``(w + a + 2 acc)`` bits per MAC.
+Accelergy) can be used as it is; ``ifmap_rf_pj_per_bit``, ``filter_rf_pj_per_bit`` and
+``ofmap_rf_pj_per_bit`` do the same for the PE-local level.
+
+The PE-local level (``NPUConfig.pe_local_bytes`` of register file or scratchpads in every PE;
+Eyeriss: a 12-word ifmap, a 224-word filter and a 24-word psum scratchpad of 16 bits, 520 B,
+Chen et al., JSSC 2017) costs, per bit, :func:`pe_local_pj_per_bit`: the per-operand override,
+else ``rf_pj_per_bit`` where > 0, else the SRAM law above at the level's size
+(``sram_pj_per_bit(pe_local_bytes / 1024)``), else 0 (no level). At Eyeriss's 520 B and 65 nm
+the law gives 0.061 pJ/bit, within 15 % of Eyeriss's own register-file figure (1x a 16-bit
+MAC, 0.053 pJ/bit; Sze et al., "Efficient processing of deep neural networks: a tutorial and
+survey", Proc. IEEE 2017: RF 1x, PE array 2x, global buffer 6x, DRAM 200x a MAC). Its area
+is SRAM area (:func:`sram_area_mm2`) per PE. How often the level is accessed is in ``hw.cost``.
 
 Checks of the fitted laws against the anchors they did not fit: the 32 KB SRAM read is
 ``10 * 4 ** 0.4746 = 19.3 pJ`` (anchor 20 pJ, -3.5 %); a 32x32-bit multiply is
@@ -54,8 +64,10 @@ its DRAM (200x) gives 10.6 pJ/bit against 20.3 pJ/bit here.
 
 ``reg_pj_per_bit`` is for a flip-flop pipeline, not a register file. Eyeriss's register-file
 ratio (1x a 16-bit MAC, ``0.85 / 16 = 0.053 pJ/bit``) is a scratchpad read and write and an
-upper bound: with it, operand movement alone in the ``tpu-v1-like`` preset at peak would draw
-about 69 W, against the 40 W that TPU v1 draws busy (Jouppi et al., ISCA 2017).
+upper bound for a pipeline register: with it, operand movement alone in the ``tpu-v1-like``
+preset at peak would draw about 69 W, against the 40 W that TPU v1 draws busy (Jouppi et al.,
+ISCA 2017). Designs without PE-local storage (``pe_local_bytes`` 0, every preset but
+``eyeriss-like``) pay none.
 
 Node scaling is first order: on-chip energies scale with ``node / 45`` and areas with
 ``(node / 45) ** 2``; DRAM and host-link energies (off chip) and leakage per mm^2 stay as they
@@ -88,7 +100,15 @@ OVERHEAD_SHARE = 1.0 / 3.0
 DRAM and host interfaces, I/O pads. Assumption, in line with TPU v1, whose datapath is about
 two-thirds of the die (Jouppi et al., ISCA 2017)."""
 
-OVERRIDES = ("mac_pj", "ifmap_sram_pj_per_bit", "filter_sram_pj_per_bit", "ofmap_sram_pj_per_bit")
+OVERRIDES = (
+    "mac_pj",
+    "ifmap_sram_pj_per_bit",
+    "filter_sram_pj_per_bit",
+    "ofmap_sram_pj_per_bit",
+    "ifmap_rf_pj_per_bit",
+    "filter_rf_pj_per_bit",
+    "ofmap_rf_pj_per_bit",
+)
 """TechTable fields that count only where named in ``TechTable.overrides``."""
 
 LAW_FIELDS = tuple(
@@ -174,6 +194,24 @@ def buffer_pj_per_bit(name: str, size_kib, t: TechTable):
 
 
 @x64
+def pe_local_pj_per_bit(name: str, config: NPUConfig):
+    """Access energy per bit of the PE-local level for the ``name`` operand (ifmap, filter,
+    ofmap), pJ: the override ``<name>_rf_pj_per_bit`` where set; else ``rf_pj_per_bit`` where
+    > 0; else :func:`sram_pj_per_bit` of ``pe_local_bytes / 1024`` KiB where > 0; else 0.
+
+    The SRAM law below its 8 KB anchor is an extrapolation; at Eyeriss's 520 B (65 nm) it gives
+    0.061 pJ/bit against Eyeriss's 0.053 (module docstring).
+    """
+    t = config.tech
+    key = f"{name}_rf_pj_per_bit"
+    if key in t.overrides:
+        return getattr(t, key)
+    size = config.pe_local_bytes
+    law = jnp.where(size > 0, sram_pj_per_bit(size / 1024.0, t), 0.0)
+    return jnp.where(t.rf_pj_per_bit > 0, t.rf_pj_per_bit, law)
+
+
+@x64
 def mac_area_um2(w_bits, a_bits, acc_bits, tech: TechTable):
     """Area of one multiply-accumulate unit with its accumulator register, um^2.
 
@@ -224,13 +262,14 @@ def vector_lane_um2(tech: TechTable):
 def area_mm2(config: NPUConfig):
     """Die area of a design, mm^2.
 
-    ``core = R * C * pe + sram + vector`` and ``area = core / (1 - OVERHEAD_SHARE)``, with
+    ``core = R * C * pe + sram + local + vector`` and ``area = core / (1 - OVERHEAD_SHARE)``, with
 
     - ``pe = mac_area_um2(w, a, acc) + reg_um2_per_bit * (w + a)``: the MAC with its
       accumulator register, plus one pipeline register per operand. The three registers
       (``w + a + acc`` bits) are what every dataflow holds: one stationary word (weight, input
       or output) and two words passing through;
     - ``sram = sram_area_mm2(ifmap + filter + ofmap)``, the configured (physical) capacities;
+    - ``local = R * C * sram_area_mm2(pe_local_bytes / 1024)``, the PE-local level (0 without);
     - ``vector = vector_lanes * vector_lane_um2``;
     - ``OVERHEAD_SHARE`` of the die for control, network, interfaces and I/O.
 
@@ -242,7 +281,8 @@ def area_mm2(config: NPUConfig):
     array_mm2 = config.rows * config.cols * pe_um2 * 1e-6
     sram_kib = config.ifmap_sram_kib + config.filter_sram_kib + config.ofmap_sram_kib
     vector_mm2 = config.vector_lanes * vector_lane_um2(t) * 1e-6
-    core_mm2 = array_mm2 + sram_area_mm2(sram_kib, t) + vector_mm2
+    local_mm2 = config.rows * config.cols * sram_area_mm2(config.pe_local_bytes / 1024.0, t)
+    core_mm2 = array_mm2 + sram_area_mm2(sram_kib, t) + local_mm2 + vector_mm2
     return core_mm2 / (1.0 - OVERHEAD_SHARE)
 
 

@@ -77,6 +77,10 @@ class TechTable:
     ifmap_sram_pj_per_bit: Array = np.float64(0.0)  # ifmap buffer access, pJ per bit
     filter_sram_pj_per_bit: Array = np.float64(0.0)  # filter buffer access, pJ per bit
     ofmap_sram_pj_per_bit: Array = np.float64(0.0)  # ofmap buffer access, pJ per bit
+    # PE-local storage per operand (hw.tech.pe_local_pj_per_bit), pJ per bit.
+    ifmap_rf_pj_per_bit: Array = np.float64(0.0)
+    filter_rf_pj_per_bit: Array = np.float64(0.0)
+    ofmap_rf_pj_per_bit: Array = np.float64(0.0)
     overrides: tuple[str, ...] = static(())
 
 
@@ -107,6 +111,9 @@ class NPUConfig:
     # Device DRAM capacity, GiB: what weights plus KV cache must fit in (npu_dse.llm).
     # Default (assumption): 16 GiB, a laptop's LPDDR5X.
     dram_capacity_gib: Array = np.float64(16.0)
+    # PE-local storage (register file / scratchpads) of each PE, bytes; 0: none. Its access
+    # energy follows its size (hw.tech.pe_local_pj_per_bit) and its area adds to the PEs'.
+    pe_local_bytes: Array = np.float64(0.0)
     name: str = static("custom")
     unified_sram: bool = static(False)  # one buffer shared by the three operands
     dram_per_stream: bool = static(False)  # each of the 3 streams has its own dram_bw_gbps

@@ -16,6 +16,8 @@ bert_base_layer   14 (8)         931,135,488  from the shapes of Devlin et al. 2
                                               12 heads, FFN 3072) at sequence 128
 vit_ti16          171 (98)     1,253,683,200  1.3 G (Touvron et al. 2021, DeiT-Ti; two
                                               significant digits: 1.25-1.35 G)
+alexnet_conv      10 (5)         665,784,864  666 M in CONV1-5 (Krizhevsky et al. 2012, two
+                                              towers; Eyeriss runs these, JSSC 2017)
 ================  ===========  =============  ===================================================
 
 >>> wl = get_network("bert_base_layer")
@@ -227,11 +229,32 @@ def vit_ti16(batch: int = 1, image: int = 224) -> list[Layer]:
     return out + [layers.dense("head", in_features=192, out_features=1000, tokens=batch)]
 
 
+def alexnet_conv(batch: int = 1, image: int = 227, relu: bool = True) -> list[Layer]:
+    """AlexNet's five conv layers with their ReLUs (Krizhevsky et al. 2012; the shapes Eyeriss
+    runs, Chen et al., JSSC 2017): CONV1 11x11/4 3 -> 96 on 227 x 227; CONV2 5x5 pad 2
+    96 -> 256 on 27 x 27; CONV3 3x3 pad 1 256 -> 384, CONV4 384 -> 384 and CONV5 384 -> 256 on
+    13 x 13; CONV2, 4 and 5 in two groups (the two GPU towers). The pooling and normalization
+    between them and the fully connected layers are left out, as in Eyeriss's CONV1-5 figures;
+    ``relu=False`` leaves out the ReLUs too (a chip that applies them on the way out of its
+    array, as Eyeriss does). At 227 x 227: 665,784,864 MACs."""
+    h1 = conv_out_size(image, 11, 4, 0, 1, "floor")  # 55
+    h2 = conv_out_size(h1, 3, 2, 0, 1, "floor")  # 27, after the 3x3/2 max pool
+    h3 = conv_out_size(h2, 3, 2, 0, 1, "floor")  # 13
+    return (
+        _conv("conv1", image, 3, 96, 11, stride=4, batch=batch, act=relu)
+        + _conv("conv2", h2, 96, 256, 5, pad=2, groups=2, batch=batch, act=relu)
+        + _conv("conv3", h3, 256, 384, 3, pad=1, batch=batch, act=relu)
+        + _conv("conv4", h3, 384, 384, 3, pad=1, groups=2, batch=batch, act=relu)
+        + _conv("conv5", h3, 384, 256, 3, pad=1, groups=2, batch=batch, act=relu)
+    )
+
+
 ZOO = {
     "resnet18": resnet18,
     "mobilenet_v2": mobilenet_v2,
     "bert_base_layer": bert_base_layer,
     "vit_ti16": vit_ti16,
+    "alexnet_conv": alexnet_conv,
 }
 """Network name -> builder of its layers (keyword arguments: ``batch`` and ``image`` or
 ``seq``)."""

@@ -118,6 +118,7 @@ _OVERRIDES = {
     "ofmap_kib": "ofmap_sram_kib",
     "dram_bw": "dram_bw_gbps",
     "dram_capacity_gib": "dram_capacity_gib",
+    "pe_local_bytes": "pe_local_bytes",
     "w_bits": "w_bits",
     "a_bits": "a_bits",
     "acc_bits": "acc_bits",
@@ -172,6 +173,12 @@ def add_design_args(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="GIB",
         help="device DRAM capacity, GiB (an LLM's weights plus KV cache must fit)",
+    )
+    g.add_argument(
+        "--pe-local-bytes",
+        type=float,
+        metavar="BYTES",
+        help="PE-local storage (register file / scratchpads) per PE, bytes; 0: none",
     )
     for kind, what, hi in (
         ("w", "weight", 16),

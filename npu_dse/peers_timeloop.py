@@ -8,10 +8,15 @@ is stated here: one 128 KiB global buffer shared by the three operands (the exer
 ``shared_glb``, 16384 x 64 bits in the ``timeloop-mapper.flattened_architecture.yaml`` of
 simple_weight_stationary and eyeriss_like; assumed the same for simple_output_stationary);
 widths ``w = a = acc`` = the word width (eyeriss_like's 16-bit partial sums stay in its PE
-scratchpads, which are not modelled); dataflow ws for ``simple_weight_stationary`` and
-``eyeriss_like`` (row stationary is none of os/ws/is; as the ``eyeriss-like`` preset), os for
-``simple_output_stationary``; no DRAM bandwidth limit (Timeloop's runs have none) and no
-PE-local storage. Rows x columns are the README's ``AxB`` as written (eyeriss_like 14 x 12).
+scratchpads); dataflow ws for ``simple_weight_stationary`` and ``eyeriss_like`` (row stationary
+is none of os/ws/is; as the ``eyeriss-like`` preset), os for ``simple_output_stationary``; no
+DRAM bandwidth limit (Timeloop's runs have none). Rows x columns are the README's ``AxB`` as
+written (eyeriss_like 14 x 12).
+
+PE-local storage: eyeriss_like's per-PE scratchpads (:data:`TIMELOOP_EYERISS_SPADS`) become the
+design's PE-local level, each operand at Timeloop's energy per scalar access over the bits
+npu-dse moves per access (``<operand>_rf_pj_per_bit``); the simple designs' per-PE registers
+are left out (their mapspaces are the exercise's, see the README), as before.
 """
 
 from __future__ import annotations
@@ -31,6 +36,18 @@ TIMELOOP_DATAFLOW = {
     "simple_output_stationary": "os",
     "eyeriss_like": "ws",
 }
+TIMELOOP_EYERISS_SPADS = {
+    "ifmap": (24, 0.10),
+    "filter": (384, 0.99),
+    "ofmap": (32, 0.23),
+}
+"""eyeriss_like's per-PE scratchpads as operand -> (bytes, pJ per scalar access): ifmap_spad 24
+words of 8 bits, weights_spad 384 x 8 bits, psum_spad 16 x 16 bits, and their "Energy
+(per-scalar-access)" in the exercises' reference output for the default problem
+(``workspace/example_designs/example_designs/eyeriss_like/ref_outputs/default_problem/
+timeloop-mapper.stats.txt``, Accelergy-Project/timeloop-accelergy-exercises, MIT licence).
+The shared README's table does not give them."""
+
 TIMELOOP_GLB_KIB = 128.0  # the exercises' shared_glb: 16384 words x 64 bits (module docstring)
 
 
@@ -84,9 +101,20 @@ def timeloop_workload() -> layers.Workload:
     return layers.workload(built)
 
 
+def _pe_local(name: str, bits: int) -> tuple[dict, dict]:
+    """``(design keys, tech keys)`` of ``name``'s PE-local level: eyeriss_like's scratchpads
+    (one access moves ``bits``, the design's width of every operand), none for the others."""
+    if name != "eyeriss_like":
+        return {"pe_local_bytes": 0.0}, {"rf_pj_per_bit": 0.0}
+    spads = TIMELOOP_EYERISS_SPADS
+    design = {"pe_local_bytes": float(sum(size for size, _ in spads.values()))}
+    return design, {f"{op}_rf_pj_per_bit": pj / bits for op, (_, pj) in spads.items()}
+
+
 def timeloop_design(name: str, row: dict) -> DesignFile:
     bits = row["word_bits"]
     glb = row["glb_pj_per_bit"]
+    local, local_tech = _pe_local(name, bits)
     return design_from_dict(
         {
             "name": f"timeloop-{name}",
@@ -102,6 +130,7 @@ def timeloop_design(name: str, row: dict) -> DesignFile:
             "w_bits": bits,
             "a_bits": bits,
             "acc_bits": bits,
+            **local,
             "tech": {
                 "mac_pj": row["mac_pj"],
                 "dram_pj_per_bit": row["dram_pj_per_bit"],
@@ -111,6 +140,7 @@ def timeloop_design(name: str, row: dict) -> DesignFile:
                 "leak_mw_per_mm2": 0.0,
                 "reg_pj_per_bit": 0.0,
                 "rf_pj_per_bit": 0.0,
+                **local_tech,
             },
         }
     )
@@ -137,4 +167,5 @@ def compare_timeloop(name: str) -> dict:
         "energy_dram_pj": report_total(rep, "energy_dram_pj"),
         "energy_sram_pj": report_total(rep, "energy_sram_pj"),
         "energy_mac_pj": report_total(rep, "energy_mac_pj"),
+        "energy_rf_pj": report_total(rep, "energy_rf_pj"),
     }

@@ -90,8 +90,8 @@ ROWS: list[dict] = [
         "grouped_lowering": "auto",
         "node_nm": 65,
         "peak_tops": 0.0672,
-        "area_mm2": 2.72739846311111,
-        "full_load_power_w": 0.2677752621370716,
+        "area_mm2": 4.240965467555554,
+        "full_load_power_w": 0.41264554229667133,
     },
     {
         "name": "scalesim-32x32",

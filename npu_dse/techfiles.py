@@ -56,11 +56,18 @@ TECH_KEYS: dict[str, str] = {
     "vector_pj_per_op": "one vector-unit operation at 16 bits, pJ",
     "host_pj_per_byte": "one byte over the host link, pJ/byte",
     "host_pj_per_op": "one fp32 operation on the host CPU, pJ",
-    "rf_pj_per_bit": "PE-local storage (register file / scratchpad) access, pJ/bit; 0: none",
+    "rf_pj_per_bit": "PE-local storage (register file / scratchpad) access, pJ/bit; 0: from "
+    "the design's pe_local_bytes by the SRAM law",
     "mac_pj": "override: one MAC at the design's widths, pJ (bypasses mult/add laws)",
     "ifmap_sram_pj_per_bit": "override: ifmap buffer access, pJ/bit (bypasses the SRAM law)",
     "filter_sram_pj_per_bit": "override: filter buffer access, pJ/bit (bypasses the SRAM law)",
     "ofmap_sram_pj_per_bit": "override: ofmap buffer access, pJ/bit (bypasses the SRAM law)",
+    "ifmap_rf_pj_per_bit": "override: PE-local ifmap access, pJ/bit (bypasses rf_pj_per_bit "
+    "and the size law)",
+    "filter_rf_pj_per_bit": "override: PE-local filter access, pJ/bit (bypasses rf_pj_per_bit "
+    "and the size law)",
+    "ofmap_rf_pj_per_bit": "override: PE-local partial-sum access, pJ/bit (bypasses "
+    "rf_pj_per_bit and the size law)",
 }
 """Every key of a technology file (and of a design file's ``tech``) with its unit."""
 

@@ -24,7 +24,11 @@ def test_datasheet_only_without_reference(tmp_path, monkeypatch):
     assert not (tmp_path / "run" / "compute_parity.csv").exists()
     assert headline["zigzag"].startswith("skipped") and headline["timeloop"].startswith("skipped")
     ratios = _rows(tmp_path / "run" / "ratios.csv")
-    assert {r["reference"] for r in ratios} == {"datasheet"} and len(ratios) == len(sheets)
+    assert {r["reference"] for r in ratios} == {"datasheet", "Eyeriss (JSSC 2017)"}
+    assert len(ratios) == len(sheets) + 2  # Eyeriss: on-chip power and latency
+    eyeriss = _rows(tmp_path / "run" / "eyeriss.csv")[0]
+    assert float(eyeriss["power_ratio"]) == pytest.approx(headline["eyeriss_power_ratio"])
+    assert float(eyeriss["onchip_rf_j"]) > 0  # the PE-local level is itemised
     assert (tmp_path / "run" / "ratios.png").stat().st_size > 0
 
 
