@@ -222,8 +222,6 @@ def search(
     (``search_lm.LMTarget.recheck``)."""
     result = run_method(problem, method, **kwargs)
     outcome = SearchOutcome(problem, result, source, llm_target=llm_target)
-    if result.best is not None and llm_target is not None:
-        outcome.llm = llm_target.figures(problem, result.best, result.best_metrics)
     if result.best is not None and problem.accuracy is not None and llm_target is not None:
         outcome.measured_perplexity, outcome.miss_line = llm_target.recheck(problem, result)
     elif result.best is not None and problem.accuracy is not None:
@@ -231,6 +229,8 @@ def search(
             raise ValueError("an accuracy model needs its checkpoint to re-check by execution")
         measured, miss = recheck_accuracy(accuracy_checkpoint, problem, result)
         outcome.measured_accuracy, outcome.miss_line = measured, miss
+    if result.best is not None and llm_target is not None:  # the re-checked best's figures
+        outcome.llm = llm_target.figures(problem, result.best, result.best_metrics)
     return outcome
 
 

@@ -186,3 +186,27 @@ def test_refusals_are_one_line(tmp_path, capsys, args, message):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert message in captured.err, captured.err
+
+
+def test_figures_are_those_of_the_design_the_perplexity_recheck_keeps(monkeypatch):
+    """The re-check by execution may replace the proxy's best; the step figures follow it."""
+    import importlib
+    from types import SimpleNamespace
+
+    use_case = importlib.import_module("npu_dse.search")  # the module, not npu_dse.search()
+
+    result = SimpleNamespace(best="proxy best", best_metrics={})
+
+    class Target:
+        def recheck(self, problem, result):
+            result.best = "second by the proxy, meets the budget"
+            return 7.0, None
+
+        def figures(self, problem, design, metrics):
+            return {"design": design}
+
+    monkeypatch.setattr(use_case, "run_method", lambda problem, method, **kw: result)
+    problem = SimpleNamespace(accuracy="a proxy")
+    outcome = use_case.search(problem, "random", llm_target=Target())
+    assert outcome.llm == {"design": "second by the proxy, meets the budget"}
+    assert outcome.measured_perplexity == 7.0
