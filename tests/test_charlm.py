@@ -12,6 +12,7 @@ from hw import get_preset, graph, run_model
 from hw.bounds import InputError
 from hw.kv_decode import kv_widths, run_decode
 from hw.nodes import Attention
+from hw.x64 import x64
 from models import text
 from models.configs import charlm_config
 from models.train import load_checkpoint, train_and_evaluate
@@ -356,3 +357,18 @@ def test_cli_search_of_a_charlm_bad_flags_are_one_line(trained, tmp_path, capsys
     assert _lm_search(trained, tmp_path, *flags) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_exp_llm_charlm_study_puts_searched_widths_under_their_budget(trained, tmp_path):
+    from experiments import exp_llm
+
+    rows = x64(exp_llm.charlm_rows)(trained[0], tmp_path, val_chars=64, budgets=(1.05,))
+    uniform = {r["w_bits"]: r for r in rows if r["widths"] == "uniform"}
+    assert sorted(uniform) == list(exp_llm.CHARLM_WIDTHS)
+    assert uniform[3]["perplexity"] > uniform[8]["perplexity"]
+    assert uniform[3]["energy_per_token_j"] < uniform[8]["energy_per_token_j"]
+    (searched,) = [r for r in rows if r["widths"] == "searched"]
+    assert searched["max_perplexity"] == pytest.approx(1.05 * uniform[8]["perplexity"])
+    assert searched["perplexity"] <= searched["max_perplexity"]
+    assert exp_llm.charlm_figure(rows).axes
