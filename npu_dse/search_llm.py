@@ -147,11 +147,13 @@ def hardware(problem: Problem, design: dz.Design):
 
 @x64
 def design_file(problem: Problem, design: dz.Design) -> dict:
-    """A searched design of an LLM step as a design file (its hardware, every layer's widths
-    by operand class and its mapping)."""
-    config, bits = hardware(problem, design)
+    """A searched design of an LLM step as a design file: its hardware (multipliers as wide
+    as the widest right operand) and every layer's mapping. The widths are the step's
+    (``simulate MODEL --w-bits --a-bits --kv-bits``), not the file's: the KV cache's
+    ``kv_store`` writes may be wider than the multipliers' activations."""
+    config, _ = hardware(problem, design)
     config = dataclasses.replace(config, name=f"searched-{problem.space.base}")
-    return design_to_dict(config, problem.workload, design.mapping, (bits.w_bits, bits.a_bits))
+    return design_to_dict(config, problem.workload, design.mapping)
 
 
 @x64

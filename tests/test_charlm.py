@@ -327,6 +327,8 @@ def test_search_under_a_perplexity_budget_executes_its_best_design(trained, tmp_
     best = json.loads(capsys.readouterr().out)["best"]
     assert best["perplexity"] <= 1.01 * p8 and best["perplexity_proxy"] > 1
     args = ["evaluate", "--checkpoint", str(trained[0]), "--design", str(out / "best.json")]
+    w, a = (str(int(best["llm"][k])) for k in ("w_bits", "a_bits"))
+    args += ["--w-bits", w, "--a-bits", a]
     assert main([*args, "--val-chars", "64", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["perplexity"] == pytest.approx(best["perplexity"], rel=1e-12)

@@ -131,8 +131,10 @@ def test_simulate_of_the_best_design_file_prints_the_same_figures(llm_run):
 @pytest.mark.slow
 def test_prefill_search_for_energy_per_token_reports_time_to_first_token(tmp_path):
     space = tmp_path / "space.json"
-    space.write_text(json.dumps({**SPACE, "sram_kib": [512]}))
+    # The cache wider than the activations: kv_store writes 8 bits from 4-bit multipliers.
+    space.write_text(json.dumps({**SPACE, "sram_kib": [512], "a_bits": [4]}))
     args = ["search", "gpt2", "--phase", "prefill", "--prompt", "16", "--space", str(space)]
+    args += ["--kv-bits", "8"]
     args += ["--objective", "energy_per_token", "--method", "random", "--evaluations", "4"]
     code, text, err = run(args)
     assert code == 0, err
@@ -143,6 +145,7 @@ def test_prefill_search_for_energy_per_token_reports_time_to_first_token(tmp_pat
     assert fig["time_to_first_token_s"] == pytest.approx(doc["best"]["latency_s"], rel=1e-12)
     assert fig["energy_per_token_j"] == pytest.approx(doc["best"]["energy_j"] / 16, rel=1e-12)
     assert fig["resident"] == {"weights": False, "kv_cache": False}  # prefill keeps nothing
+    assert (fig["a_bits"], fig["kv_bits"], doc["best"]["hardware"]["a_bits"]) == (4, 8, 4)
 
 
 @pytest.mark.slow
@@ -210,3 +213,18 @@ def test_figures_are_those_of_the_design_the_perplexity_recheck_keeps(monkeypatc
     outcome = use_case.search(problem, "random", llm_target=Target())
     assert outcome.llm == {"design": "second by the proxy, meets the budget"}
     assert outcome.measured_perplexity == 7.0
+
+
+def test_widths_whose_weights_do_not_fit_the_dram_leave_the_space(tmp_path):
+    """llama_3_2_1b's 1.24e9 parameters take 1.24 GB at 8 bits, above edge-tpu-like's 1 GiB,
+    and 0.62 GB at 4 bits: the search keeps the 4-bit weights only."""
+    from dse import Budgets
+    from npu_dse.search_llm import LLMTarget, llm_problem
+
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    target = LLMTarget(llm.LLMRequest("llama_3_2_1b", context=63, kv_bits=8), "tokens_per_s")
+    problem, source = llm_problem(target, space, Budgets())
+    assert problem.space.w_bits == (4.0,) and problem.space.a_bits == (8.0,)
+    assert problem.objective == "latency" and problem.llm.tokens == 1 and problem.llm.resident
+    assert source == "llama_3_2_1b decode (context 63, batch 1)"
