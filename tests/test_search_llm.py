@@ -228,3 +228,14 @@ def test_widths_whose_weights_do_not_fit_the_dram_leave_the_space(tmp_path):
     assert problem.space.w_bits == (4.0,) and problem.space.a_bits == (8.0,)
     assert problem.objective == "latency" and problem.llm.tokens == 1 and problem.llm.resident
     assert source == "llama_3_2_1b decode (context 63, batch 1)"
+
+
+def test_a_problem_with_an_llm_step_needs_one_width_per_operand_class():
+    from dse import Problem, Space
+
+    wl, step = _step()
+    space = Space.from_dict({"base": "edge-tpu-like", "w_bits": [4, 8]})  # per-layer widths
+    with pytest.raises(ValueError, match="per_layer_bits false"):
+        Problem(space, wl, "latency", llm=step)
+    flat = Space.from_dict({"base": "edge-tpu-like", "w_bits": [4, 8], "per_layer_bits": False})
+    assert Problem(flat, wl, "latency", llm=step).llm == step
