@@ -83,10 +83,12 @@ class ExhaustiveSettings:
         _positive_int("max_designs", self.max_designs)
 
 
-@functools.partial(jax.jit, static_argnames=("objective",))
-def _map_population(base, workload: Workload, designs: dz.Design, objective, budgets):
+@functools.partial(jax.jit, static_argnames=("objective", "step"))
+def _map_population(base, workload: Workload, designs: dz.Design, objective, budgets, step=None):
     """Full-grid mapping of every design of a population (leading axis ``B``)."""
-    return jax.vmap(lambda d: mapper.map_design(base, workload, d, objective, budgets))(designs)
+    return jax.vmap(lambda d: mapper.map_design(base, workload, d, objective, budgets, step=step))(
+        designs
+    )
 
 
 def _head(tree, n: int):
@@ -141,6 +143,7 @@ class _Run:
                 designs,
                 p.objective,
                 p.budgets.traced(),  # traced: a new limit reuses the compilation
+                p.llm,
                 deadline=self.deadline,
             )
             metrics = deadline.call(_evaluate, p, mapped, deadline=self.deadline)
@@ -172,7 +175,12 @@ class _Run:
 
 def _evaluate(problem: Problem, designs: dz.Design) -> dict:
     return dz.evaluate_population(
-        problem.base, problem.workload, designs, accuracy=problem.accuracy, suite=problem.suite
+        problem.base,
+        problem.workload,
+        designs,
+        accuracy=problem.accuracy,
+        suite=problem.suite,
+        step=problem.llm,
     )
 
 

@@ -42,6 +42,7 @@ from hw.types import (
 from hw.x64 import x64
 
 from . import accuracy as acc
+from . import llmstep
 from .space import Space, pinned_base, sram_total_kib
 from .suite import network_metrics
 
@@ -120,10 +121,15 @@ def to_config(base: NPUConfig, design: Design, workload: Workload, ar: Arith = E
 
 
 @x64
-def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT):
-    """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population)."""
+def evaluate(base: NPUConfig, workload: Workload, design: Design, ar: Arith = EXACT, step=None):
+    """``hw.evaluate`` of one design, with its per-layer widths (vmap for a population); with
+    an LLM step (``dse.llmstep.LLMStep``), its operand-class widths and residency."""
     config = to_config(base, design, workload, ar)
     bits = LayerBits(w_bits=design.w_bits, a_bits=design.a_bits)
+    if step is not None:
+        config, workload, bits = llmstep.apply(
+            config, workload, design.w_bits, design.a_bits, step, ar
+        )
     return cost.evaluate(config, workload, design.mapping, ar=ar, layer_bits=bits)
 
 
@@ -144,7 +150,7 @@ def metrics(report, suite=None) -> dict:
 
 
 @x64
-@functools.partial(jax.jit, static_argnames="suite")
+@functools.partial(jax.jit, static_argnames=("suite", "step"))
 def evaluate_population(
     base: NPUConfig,
     workload: Workload,
@@ -152,13 +158,15 @@ def evaluate_population(
     ar: Arith = EXACT,
     accuracy=None,
     suite=None,
+    step=None,
 ):
     """Metrics of a population of designs (leading axis ``B`` on every field), jitted.
 
     With an accuracy model (``dse.accuracy.AccuracyModel``) the metrics include its
-    ``accuracy`` estimate for each design's bit widths.
+    ``accuracy`` estimate for each design's bit widths; ``step``: an LLM step
+    (:func:`evaluate`).
     """
-    reports = jax.vmap(lambda d: evaluate(base, workload, d, ar))(designs)
+    reports = jax.vmap(lambda d: evaluate(base, workload, d, ar, step))(designs)
     m = metrics(reports, suite)
     if accuracy is not None:
         m["accuracy"] = jax.vmap(lambda d: acc.predict(accuracy, d.w_bits, d.a_bits))(designs)

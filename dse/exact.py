@@ -94,6 +94,11 @@ def refusal(problem: Problem, settings: ExactSettings) -> str | None:
             "--method exact does not apply to a suite: its per-network objective and budgets "
             "are not sums over layers of one hardware point; use another method"
         )
+    if problem.llm is not None:
+        return (
+            "--method exact does not apply to an LLM step: its widths set which weights and "
+            "KV cache stay in SRAM, which couples the layers; use another method"
+        )
     if "mac_pj" in problem.base.tech.overrides:
         return (
             "--method exact does not apply: the technology overrides mac_pj, so a layer's MAC "

@@ -178,10 +178,14 @@ def _build(problem: Problem, settings: GradientSettings):
         d = legal.snap_design(problem.space, wl, d, bits_up=bits_up)
         tiles = [jnp.round(t) for t in (d.mapping.tile_m, d.mapping.tile_k, d.mapping.tile_n)]
         d = dataclasses.replace(d, mapping=dataclasses.replace(d.mapping, **_tile_dict(tiles)))
-        return mapper.map_design(base, wl, d, problem.objective, budgets, local=True)
+        return mapper.map_design(
+            base, wl, d, problem.objective, budgets, local=True, step=problem.llm
+        )
 
     def full_map(d, budgets):
-        return mapper.map_design(base, wl, d, problem.objective, budgets, local=False)
+        return mapper.map_design(
+            base, wl, d, problem.objective, budgets, local=False, step=problem.llm
+        )
 
     return {
         "step": jax.jit(step),
@@ -205,7 +209,7 @@ def _digest(problem: Problem, limits: bool = True) -> str:
     depend on (which budgets are set, not their values)."""
     h = hashlib.sha256()
     budgets = problem.budgets if limits else jax.tree_util.tree_structure(problem.budgets)
-    h.update(repr((problem.space, problem.objective, budgets)).encode())
+    h.update(repr((problem.space, problem.objective, budgets, problem.llm)).encode())
     for leaf in jax.tree_util.tree_leaves(problem.workload):
         h.update(np.asarray(leaf).tobytes())
     h.update(repr(jax.tree_util.tree_structure(problem.workload)).encode())
@@ -454,7 +458,12 @@ def _full_map_add(search: _Search, picks: list) -> None:
 
 def _evaluate(problem: Problem, designs: dz.Design) -> dict:
     return dz.evaluate_population(
-        problem.base, problem.workload, designs, accuracy=problem.accuracy, suite=problem.suite
+        problem.base,
+        problem.workload,
+        designs,
+        accuracy=problem.accuracy,
+        suite=problem.suite,
+        step=problem.llm,
     )
 
 

@@ -87,14 +87,14 @@ def _append(cands: Mapping, one: Mapping) -> Mapping:
 
 @x64
 def select(
-    base: NPUConfig, workload: Workload, design: dz.Design, cands: Mapping, weights
+    base: NPUConfig, workload: Workload, design: dz.Design, cands: Mapping, weights, step=None
 ) -> Mapping:
     """Per layer, the fitting candidate with the lowest ``w_E * E_l + w_L * L_l`` (exact);
     where none fits, the last candidate (the smallest tiles). ``cands``: shape=(C, L)."""
     w_e, w_l = weights
 
     def one(mp):
-        rep = dz.evaluate(base, workload, dataclasses.replace(design, mapping=mp))
+        rep = dz.evaluate(base, workload, dataclasses.replace(design, mapping=mp), step=step)
         return rep.energy_pj * 1e-12, rep.latency_s, rep.fits
 
     energy, latency, fits = jax.vmap(one)(cands)  # (C, L)
@@ -131,19 +131,22 @@ def map_design(
     objective: str,
     budgets: obj.Budgets,
     local: bool = False,
+    step=None,
 ) -> dz.Design:
     """Remap one design for the loss: a latency-first pass, then one at the loss weights.
 
     With ``local`` the candidates are the neighbourhood of the design's own mapping
-    (fast, for a search that already has good tiles); else the full grid.
+    (fast, for a search that already has good tiles); else the full grid. ``step``: an LLM
+    step (``dse.llmstep``), applied to every evaluation.
     """
     config = dz.to_config(base, design, workload)
     if local:
         cands = local_candidates(config, workload, design.mapping)
     else:
         cands = full_candidates(config, workload)
-    first = select(base, workload, design, cands, (1e-6, 1.0))
+    first = select(base, workload, design, cands, (1e-6, 1.0), step)
     design = dataclasses.replace(design, mapping=first)
-    m = dz.metrics(dz.evaluate(base, workload, design))
+    m = dz.metrics(dz.evaluate(base, workload, design, step=step))
     weights = loss_weights(m, objective, budgets)
-    return dataclasses.replace(design, mapping=select(base, workload, design, cands, weights))
+    mapping = select(base, workload, design, cands, weights, step)
+    return dataclasses.replace(design, mapping=mapping)

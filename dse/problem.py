@@ -24,6 +24,7 @@ from hw.types import NPUConfig, Workload
 
 from . import objective as obj
 from .accuracy import AccuracyModel
+from .llmstep import LLMStep
 from .space import Space
 from .suite import Suite
 
@@ -82,6 +83,7 @@ class Problem:
     budgets: obj.Budgets = obj.Budgets()
     accuracy: AccuracyModel | None = None
     suite: Suite | None = None  # several networks in ``workload`` (dse.suite)
+    llm: LLMStep | None = None  # a decoder step: operand-class widths, residency (dse.llmstep)
 
     def __post_init__(self):
         if not isinstance(self.space, Space):
@@ -106,6 +108,7 @@ class Problem:
                 f"got {type(self.accuracy).__name__}"
             )
         self._check_suite()
+        self._check_llm()
         n = self.workload.num_layers
         bad = [i for i, _, _ in self.space.fixed_bits if not 0 <= i < n]
         if bad:
@@ -114,6 +117,21 @@ class Problem:
             )
         if self.budgets.min_accuracy is not None and self.accuracy is None:
             raise ValueError("problem budgets.min_accuracy needs an accuracy model (accuracy=)")
+
+    def _check_llm(self) -> None:
+        if self.llm is None:
+            return
+        if not isinstance(self.llm, LLMStep):
+            raise ValueError(
+                f"problem llm must be a dse.llmstep.LLMStep or None, got {type(self.llm).__name__}"
+            )
+        if self.space.per_layer_bits:
+            raise ValueError(
+                "problem space for an LLM step must have per_layer_bits false (its widths are "
+                "per operand class: weights, activations, KV cache)"
+            )
+        if self.suite is not None:
+            raise ValueError("problem llm takes no suite (one decoder step is the workload)")
 
     def _check_suite(self) -> None:
         nets = self.suite.names if self.suite is not None else ()

@@ -39,7 +39,7 @@ from hw.arith import Arith
 from hw.types import LayerBits, Mapping, pytree_dataclass
 from hw.x64 import x64
 
-from . import accuracy
+from . import accuracy, llmstep
 from . import design as dz
 from . import objective as obj
 from .legal import CONTINUOUS_KEYS
@@ -127,9 +127,11 @@ def smooth_metrics(problem: Problem, params: Params, dataflow, ar: Arith):
     wl, base = problem.workload, problem.base
     d = to_design(problem, params, dataflow)
     config = dz.to_config(base, d, wl, ar)
+    bits = LayerBits(w_bits=d.w_bits, a_bits=d.a_bits)
+    if problem.llm is not None:  # widths per operand class, residency (dse.llmstep)
+        config, wl, bits = llmstep.apply(config, wl, d.w_bits, d.a_bits, problem.llm, ar)
     lo = cost.min_tiles(config, wl)
     tiles = [jnp.maximum(t, lo_) for t, lo_ in zip(_tiles(d.mapping), lo, strict=True)]
-    bits = LayerBits(w_bits=d.w_bits, a_bits=d.a_bits)
     probs = jax.nn.softmax(params.order_logits, axis=-1)
     lat, energy = 0.0, 0.0
     for o in range(3):

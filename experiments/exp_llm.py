@@ -21,9 +21,15 @@ Produces, under ``--out``: ``decode.csv`` and ``prefill.csv`` (every model on ev
 design, weight or output stationary, at half TOPS (half clock) and double bandwidth:
 decode tokens/s of 4-bit weights, 16-bit activations and an 8-bit cache, and time to first
 token), ``roofline.csv`` and ``decode_vs_bound.png/svg``, ``bits.png/svg``,
-``roofline.png/svg``.
+``roofline.png/svg``. With ``--charlm DIR`` (a ``npu-dse train --model charlm`` folder) also
+``charlm.csv`` and ``charlm.png/svg``: the char LM's perplexity against energy per token of one
+decode step on ``edge-tpu-like``, for uniform widths (weights = activations = cache, 3-8
+bits; ``npu-dse evaluate``) and for the widths (and tiles) that ``search --checkpoint DIR
+--objective energy_per_token --max-perplexity P`` finds (exhaustive over weights and
+activations of 3-8 bits) at budgets of 1.01, 1.05 and 1.2 times the uniform 8-bit perplexity;
+each perplexity by bit-accurate execution of ``CHARLM_VAL_CHARS`` validation characters.
 
-Command: ``.venv/bin/python experiments/exp_llm.py --out runs/exp_llm [--quick]``
+Command: ``.venv/bin/python experiments/exp_llm.py --out runs/exp_llm [--quick] [--charlm DIR]``
 
 Run time on the 2-core CPU: about 1 minute of CPU in full (2-3 minutes of wall time on a
 loaded machine; most of it compiling one cost model per model depth and buffer organisation);
@@ -53,18 +59,25 @@ array's edge times its clock and the DRAM bandwidth, not its TOPS (rows x column
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from dse import Budgets
 from experiments.common import Run, new_figure, parse_args
 from hw import canonical, evaluate_gpu, get_gpu_preset, get_preset, tech
 from hw.types import NPUConfig
 from hw.x64 import x64
 from models import decoder
 from npu_dse import report
+from npu_dse.designs import DesignFile
+from npu_dse.evaluate_lm import evaluate_lm
 from npu_dse.llm import LLMRequest, footprint_bytes, llm_workload, simulate_llm
+from npu_dse.search import search
+from npu_dse.search_lm import LMTarget, lm_problem
 
 MODELS = ("gpt2", "llama_3_2_1b", "llama_2_7b", "mistral_7b")
 NPUS = ("tpu-v1-like", "edge-tpu-like", "eyeriss-like", "scalesim-32x32")
@@ -76,6 +89,9 @@ LONG_CONTEXT = 4095  # the bits study's cache: Llama 2's longest context
 PROMPT = 512
 BATCHES = (1, 8)
 BITS = (16, 8, 4)
+CHARLM_WIDTHS = (3, 4, 5, 6, 8)
+CHARLM_BUDGETS = (1.01, 1.05, 1.2)  # perplexity budgets, times the uniform 8-bit perplexity
+CHARLM_VAL_CHARS = 256
 
 
 def laptop_npu(dataflow: str = "ws") -> NPUConfig:
@@ -426,6 +442,54 @@ def headline(decode, prefill, bits, claim) -> dict:
     }
 
 
+def charlm_rows(checkpoint, out: Path, val_chars=CHARLM_VAL_CHARS, budgets=CHARLM_BUDGETS):
+    """The char LM's perplexity and energy per token at uniform widths, then at the widths a
+    perplexity-budget search finds (see the module docstring)."""
+    base, rows = get_preset("edge-tpu-like"), []
+    for b in CHARLM_WIDTHS:
+        config = dataclasses.replace(base, w_bits=np.float64(b), a_bits=np.float64(b))
+        r = evaluate_lm(checkpoint, DesignFile(config), val_chars=val_chars).to_dict()
+        rows.append({"widths": "uniform", "max_perplexity": None, "w_bits": b, "a_bits": b,
+                     "kv_bits": r["kv_bits"], "perplexity": r["perplexity"],
+                     "energy_per_token_j": r["energy_per_token_j"]})  # fmt: skip
+    p8 = next(r["perplexity"] for r in rows if r["w_bits"] == 8)
+    space = Path(out) / "charlm_space.json"
+    widths = list(range(min(CHARLM_WIDTHS), 9))
+    space.write_text(json.dumps({"base": "edge-tpu-like", "w_bits": widths, "a_bits": widths,
+                                 "per_layer_bits": False}))  # fmt: skip
+    for f in budgets:
+        target = LMTarget(str(checkpoint), "energy_per_token", None, f * p8, val_chars)
+        problem, source = lm_problem(target, space, Budgets())
+        best = search(problem, "exhaustive", source=source, llm_target=target).to_dict()["best"]
+        if best is None:  # no design meets the budget by execution
+            continue
+        fig = best["llm"]
+        rows.append({"widths": "searched", "max_perplexity": f * p8,
+                     **{k: int(fig[k]) for k in ("w_bits", "a_bits", "kv_bits")},
+                     "perplexity": best["perplexity"],
+                     "energy_per_token_j": fig["energy_per_token_j"]})  # fmt: skip
+    return rows
+
+
+def charlm_figure(rows: list[dict]):
+    fig, ax = new_figure(6.4, 4.4)
+    uni = [r for r in rows if r["widths"] == "uniform"]
+    ax.plot([r["energy_per_token_j"] for r in uni], [r["perplexity"] for r in uni], "o-",
+            label="uniform widths (w = a = kv)")  # fmt: skip
+    for r in uni:
+        ax.annotate(f"{r['w_bits']}b", (r["energy_per_token_j"], r["perplexity"]), fontsize=7)
+    for r in (r for r in rows if r["widths"] == "searched"):
+        ax.scatter(r["energy_per_token_j"], r["perplexity"], marker="*", s=80, color="C3")
+        label = f"w{r['w_bits']}a{r['a_bits']}kv{r['kv_bits']} (P <= {r['max_perplexity']:.3g})"
+        ax.annotate(label, (r["energy_per_token_j"], r["perplexity"]), fontsize=7)
+    ax.scatter([], [], marker="*", color="C3", label="searched under a perplexity budget")
+    ax.set(xlabel="energy per token, J", ylabel="perplexity (executed)", xscale="log")
+    ax.set_title("Char LM decode on edge-tpu-like")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _table(rows: list[dict]) -> str:
     head = [["model", "design", "formats", "batch", "tok/s", "bound", "J/token", "limit", "fits"]]
     body = [
@@ -439,9 +503,13 @@ def _table(rows: list[dict]) -> str:
     return report.table(head, body)
 
 
+def _extra(p) -> None:
+    p.add_argument("--charlm", metavar="DIR", help="a trained charlm: the perplexity study")
+
+
 @x64
 def main(argv=None) -> dict:
-    args = parse_args(__doc__, argv)
+    args = parse_args(__doc__, argv, extra=_extra)
     run = Run("exp_llm", args, argv)
     models = ("gpt2",) if args.quick else MODELS
     designs = npu_designs(args.quick)
@@ -459,6 +527,11 @@ def main(argv=None) -> dict:
     run.figure("bits", bits_figure(bits))
     run.figure("roofline", roofline_figure(roof, designs[LAPTOP]))
     head = headline(decode, prefill, bits, claim)
+    if args.charlm is not None:
+        lm = charlm_rows(args.charlm, run.out)
+        run.csv("charlm", [{**r, "seed": args.seed} for r in lm])
+        run.figure("charlm", charlm_figure(lm))
+        head["charlm"] = lm
     print(_table(decode))
     print(head["caveat"])
     print(head["claim_verdict"])

@@ -69,7 +69,7 @@ def _load(checkpoint_dir: str, mtime_ns: int) -> _Run:
     if cfg.model not in ("cnn", "transformer"):
         raise ValueError(
             f"{checkpoint_dir} holds a {cfg.model}: an accuracy model is calibrated on a cnn or "
-            "transformer checkpoint (a perplexity budget is not available in search)"
+            "transformer checkpoint (a charlm takes a perplexity budget: --max-perplexity)"
         )
     ds = data.load(cfg.model)
     set_qat(model, False)

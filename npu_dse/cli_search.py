@@ -8,6 +8,10 @@ design), ``best.json``, ``pareto.png``/``.svg`` (latency against energy, best de
 labelled), ``search_trace.png``/``.svg`` and ``run.json`` (arguments, space, seed, package
 versions). When no design meets the budgets the exit code is still 0, ``best`` is null and one
 line names the budget the closest design misses, and by how much.
+
+``search MODEL`` (a zoo decoder) searches one prefill or decode step (``npu_dse.search_llm``),
+and a charlm ``--checkpoint`` its decode step under an optional ``--max-perplexity``
+(``npu_dse.search_lm``); ``best.llm`` then holds the step's tokens/s and energy per token.
 """
 
 from __future__ import annotations
@@ -21,17 +25,28 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dse import gradient
+from dse import exact, gradient
 from dse import objective as obj
 from hw import bounds
 from hw.bounds import InputError
-from npu_dse import distributed
+from models import decoder
+from npu_dse import cli_llm, distributed, search_llm
+from npu_dse.evaluate_lm import VAL_CHARS, checkpoint_model
 from npu_dse.inputs import boundary
+from npu_dse.llm import PHASES, LLMRequest
 from npu_dse.search import METHODS, check_out_dir, problem_from_files, search, write_run
+from npu_dse.search_llm import LLMTarget, llm_problem
+from npu_dse.search_lm import LMTarget, lm_problem
 from npu_dse.suites import load_suite, networks_from_flags, parse_floats, suite_problem
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help=f"a zoo decoder ({', '.join(decoder.ZOO)}): search for one prefill or decode step",
+    )
     p.add_argument(
         "--workload",
         metavar="FILE",
@@ -45,7 +60,12 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         help="suite file (JSON): workloads with weights, latency budgets and options (README)",
     )
     p.add_argument("--gemm", action="store_true", help="the CSV is in SCALE-Sim's GEMM format")
-    p.add_argument("--batch", type=int, metavar="N", help="symbolic ONNX input dimensions' value")
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="symbolic ONNX input dimensions' value; with MODEL, the sequences (default 1)",
+    )
     p.add_argument(
         "--checkpoint",
         metavar="DIR",
@@ -54,14 +74,41 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--space", metavar="FILE", required=True, help="design space JSON (README)")
     p.add_argument("--tech", metavar="FILE", help="technology file for the base design (README)")
-    p.add_argument("--objective", choices=tuple(obj.OBJECTIVES), default="edp")
+    p.add_argument(
+        "--objective",
+        choices=(*obj.OBJECTIVES, *search_llm.OBJECTIVES),
+        default="edp",
+        help="tokens_per_s and energy_per_token: with MODEL",
+    )
     p.add_argument(
         "--max-latency-s", metavar="X[,X]", help="latency budget, s (suite: per workload)"
     )
     p.add_argument("--max-power-w", type=float, metavar="P", help="average power budget, W")
     p.add_argument("--max-area-mm2", type=float, metavar="A", help="area budget, mm^2")
     p.add_argument("--min-accuracy", type=float, metavar="Q", help="accuracy floor, 0-1")
+    p.add_argument(
+        "--max-perplexity",
+        type=float,
+        metavar="P",
+        help="perplexity budget of a charlm --checkpoint, checked by execution",
+    )
+    p.add_argument(
+        "--val-chars",
+        type=int,
+        metavar="N",
+        help=f"--max-perplexity: validation characters per execution ({VAL_CHARS})",
+    )
     p.add_argument("--method", choices=METHODS, default="gradient")
+    g = p.add_argument_group("LLM step", "with MODEL; widths: the space's w_bits and a_bits")
+    g.add_argument("--phase", choices=PHASES, help="default: decode")
+    g.add_argument("--prompt", type=int, metavar="N", help="prefill tokens (128)")
+    g.add_argument("--context", type=int, metavar="N", help="tokens in the KV cache (128)")
+    g.add_argument(
+        "--kv-bits",
+        type=int,
+        metavar="B",
+        help="KV cache width (default: a_bits); also for a charlm --checkpoint",
+    )
     p.add_argument("--evaluations", type=int, metavar="N", help="exact evaluation budget")
     p.add_argument("--time-budget-s", type=float, metavar="T", help="wall-time budget, s")
     p.add_argument("--seed", type=int, default=0, metavar="S")
@@ -110,7 +157,88 @@ def _budgets(args) -> obj.Budgets:
     ).check()
     if budgets.min_accuracy is not None and args.checkpoint is None:
         raise InputError("--min-accuracy needs --checkpoint (a trained model to measure)")
+    p = args.max_perplexity
+    if p is not None and not (math.isfinite(p) and p > 1):
+        raise InputError(f"--max-perplexity must be a number above 1, got {p}")
     return budgets
+
+
+_LLM_FLAGS = ("phase", "prompt", "context", "kv_bits")
+
+
+def _lm_target(args) -> LMTarget | None:
+    """The char LM step of ``search --checkpoint DIR`` (None for another checkpoint or none);
+    a perplexity budget without a char LM checkpoint is refused in one line."""
+    charlm = args.checkpoint is not None and checkpoint_model(args.checkpoint) == "charlm"
+    if not charlm:
+        if args.max_perplexity is not None:
+            raise InputError(
+                "--max-perplexity needs a charlm --checkpoint DIR (npu-dse train --model charlm)"
+            )
+        return None
+    if args.val_chars is not None and args.max_perplexity is None:
+        raise InputError("--val-chars sets the executions of --max-perplexity; give both")
+    val_chars = VAL_CHARS if args.val_chars is None else args.val_chars
+    if not 1 <= val_chars <= 10**6:
+        raise InputError(f"--val-chars must be an integer in 1..1000000, got {val_chars}")
+    given = [f for f in _LLM_FLAGS if f != "kv_bits" and getattr(args, f) is not None]
+    if given:
+        flag = "--" + given[0]
+        raise InputError(f"{flag} is a zoo decoder MODEL's; a charlm is searched at its window")
+    return LMTarget(
+        str(args.checkpoint), args.objective, args.kv_bits, args.max_perplexity, val_chars
+    )
+
+
+def _llm_target(args) -> LLMTarget | LMTarget | None:
+    """The LLM step of ``search MODEL`` or of a charlm ``--checkpoint`` (None for other
+    workloads); flags that do not go with it, or that need it, are refused in one line."""
+    if args.model is None:
+        lm = _lm_target(args)
+        if lm is not None:
+            return lm
+        if args.val_chars is not None:
+            raise InputError("--val-chars needs a charlm --checkpoint and --max-perplexity")
+        given = [f for f in _LLM_FLAGS if getattr(args, f) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise InputError(f"{flag} needs a zoo decoder MODEL (e.g. npu-dse search gpt2 ...)")
+        if args.objective in search_llm.OBJECTIVES:
+            raise InputError(
+                f"--objective {args.objective} needs a zoo decoder MODEL; for a workload file "
+                "use latency or energy"
+            )
+        return None
+    if not cli_llm.is_llm(args.model):
+        raise InputError(
+            f"MODEL {args.model!r} is not a zoo decoder ({', '.join(decoder.ZOO)}); give a "
+            "workload file with --workload FILE"
+        )
+    for flag, value in (
+        ("--workload", args.workload),
+        ("--suite", args.suite),
+        ("--checkpoint", args.checkpoint),
+        ("--gemm", args.gemm or None),
+        ("--min-accuracy", args.min_accuracy),
+        ("--max-perplexity", args.max_perplexity),
+        ("--val-chars", args.val_chars),
+        ("--workload-weights", args.workload_weights),
+    ):
+        if value is not None:
+            raise InputError(f"a zoo decoder MODEL takes no {flag}: its step is the workload")
+    if args.phase == "prefill" and args.context is not None:
+        raise InputError("--context is the decode phase's; prefill takes --prompt")
+    if args.phase != "prefill" and args.prompt is not None:
+        raise InputError("--prompt is the prefill phase's (--phase prefill); decode: --context")
+    request = LLMRequest(
+        args.model,
+        phase=args.phase or "decode",
+        prompt=128 if args.prompt is None else args.prompt,
+        context=128 if args.context is None else args.context,
+        batch=1 if args.batch is None else args.batch,
+        kv_bits=args.kv_bits,
+    )
+    return LLMTarget(request, args.objective)
 
 
 def _is_suite(args) -> bool:
@@ -137,6 +265,7 @@ def run_search(args: argparse.Namespace) -> int:
             f"--search-checkpoint: the {args.method} search keeps no checkpoints (only gradient "
             "does); drop it"
         )
+    target = _llm_target(args)
     budgets = _budgets(args)
     several = distributed.check_args(args.coordinator, args.num_processes, args.process_id)
     if several:
@@ -153,7 +282,11 @@ def run_search(args: argparse.Namespace) -> int:
             distributed.start(args.coordinator, args.num_processes, args.process_id)
     if args.out:
         check_out_dir(args.out)
-    if _is_suite(args):
+    if isinstance(target, LMTarget):
+        problem, source = lm_problem(target, args.space, budgets, tech=args.tech)
+    elif target is not None:
+        problem, source = llm_problem(target, args.space, budgets, tech=args.tech)
+    elif _is_suite(args):
         problem, source = _suite_problem(args, budgets)
     else:
         if args.workload_weights is not None:
@@ -169,6 +302,10 @@ def run_search(args: argparse.Namespace) -> int:
             tech=args.tech,
             batch=args.batch,
         )
+    if args.method == "exact":  # refused before the progress bar starts
+        reason = exact.refusal(problem, exact.ExactSettings())
+        if reason is not None:
+            raise InputError(reason)
     quiet = distributed.stdout_to_stderr(several)
     with (
         quiet,
@@ -186,6 +323,7 @@ def run_search(args: argparse.Namespace) -> int:
             args.method,
             source=source,
             accuracy_checkpoint=args.checkpoint,
+            llm_target=target,
             seed=args.seed,
             evaluations=args.evaluations,
             time_budget_s=args.time_budget_s,
@@ -244,6 +382,24 @@ def _suite_problem(args, budgets: obj.Budgets):
     return suite_problem(args.space, args.objective, budgets, networks, tech=args.tech)
 
 
+def _print_llm(d: dict) -> None:
+    per = (
+        f"time to first token {d['time_to_first_token_s'] * 1e3:.4g} ms"
+        if d["phase"] == "prefill"
+        else f"time per output token {d['time_per_output_token_s'] * 1e3:.4g} ms"
+    )
+    print(
+        f"  {d['model']} {d['phase']}: {d['tokens_per_s']:.4g} tokens/s, "
+        f"{d['energy_per_token_j'] * 1e3:.4g} mJ per token, {per}"
+    )
+    res = d["resident"]
+    print(
+        f"  weights w{d['w_bits']:g}, activations a{d['a_bits']:g}, KV cache kv{d['kv_bits']:g}; "
+        f"resident in SRAM: weights {res['weights']}, KV cache {res['kv_cache']}; "
+        f"limited by {d['limited_by']}"
+    )
+
+
 def _print_table(out: dict, source: str) -> None:
     print(f"search: {out['method']} on {source}, objective {out['objective']}, seed {out['seed']}")
     print(f"{out['evaluations']} exact evaluations in {out['wall_s']:.1f} s")
@@ -268,6 +424,8 @@ def _print_table(out: dict, source: str) -> None:
         )
     if "accuracy" in best:
         print(f"  accuracy {best['accuracy']:.4f} (proxy {best['accuracy_proxy']:.4f})")
+    if "llm" in best:
+        _print_llm(best["llm"])
     print(f"{'layer':<24}{'w':>3}{'a':>3}{'tile_m':>8}{'tile_k':>8}{'tile_n':>8}  order")
     for layer in best["layers"]:
         print(

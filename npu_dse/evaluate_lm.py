@@ -150,6 +150,39 @@ def quantize_lm(model, cfg, w_bits: int, a_bits: int, kv_bits: int):
     )
 
 
+def _windows(cfg, val_chars: int) -> np.ndarray:
+    """The validation windows that score ``val_chars`` characters (module docstring)."""
+    val = text.val_ids(cfg.vocab)
+    most = len(val) // (cfg.context + 1) * cfg.context
+    if val_chars > most:
+        raise ValueError(f"val_chars must be at most {most} (the validation text), got {val_chars}")
+    return text.spread_windows(val, cfg.context, -(-val_chars // cfg.context))
+
+
+def _quantized_loss(model, cfg, windows, npu: NPUConfig, w: int, a: int, kv: int):
+    """``(val_loss, config)``: nats per character of the windows decoded on ``npu`` at the
+    widths, and the design with its multipliers as the quantized model needs them."""
+    x, y = windows[:, :-1], windows[:, 1:]
+    qm = quantize_lm(model, cfg, w, a, kv)
+    config = validate_config(
+        dataclasses.replace(npu, w_bits=np.float64(qm.w_bits), a_bits=np.float64(qm.a_bits))
+    )
+    logits = run_decode(qm, np.asarray(model.embed(x), np.float32), config)
+    return _cross_entropy(logits, y), config
+
+
+@x64
+def perplexity(
+    checkpoint: str | Path, npu: NPUConfig, w_bits: int, a_bits: int, kv_bits: int, val_chars: int
+) -> float:
+    """``exp(val_loss)`` of the checkpoint's char LM decoded on ``npu`` at the widths, as
+    :func:`evaluate_lm` measures it (same windows, same quantization)."""
+    _check(val_chars, kv_bits)
+    model, cfg = train.load_checkpoint(checkpoint)
+    loss, _ = _quantized_loss(model, cfg, _windows(cfg, val_chars), npu, w_bits, a_bits, kv_bits)
+    return math.exp(loss)
+
+
 @boundary
 @x64
 def evaluate_lm(
@@ -168,18 +201,10 @@ def evaluate_lm(
     npu = design.config
     w, a = int(npu.w_bits), int(npu.a_bits)
     kv = a if kv_bits is None else kv_bits
-    val = text.val_ids(cfg.vocab)
-    most = len(val) // (cfg.context + 1) * cfg.context
-    if val_chars > most:
-        raise ValueError(f"val_chars must be at most {most} (the validation text), got {val_chars}")
-    windows = text.spread_windows(val, cfg.context, -(-val_chars // cfg.context))
+    windows = _windows(cfg, val_chars)
     x, y = windows[:, :-1], windows[:, 1:]
     float_loss = _cross_entropy(model(x), y)
-    qm = quantize_lm(model, cfg, w, a, kv)
-    config = validate_config(
-        dataclasses.replace(npu, w_bits=np.float64(qm.w_bits), a_bits=np.float64(qm.a_bits))
-    )
-    logits = run_decode(qm, np.asarray(model.embed(x), np.float32), config)
+    val_loss, config = _quantized_loss(model, cfg, windows, npu, w, a, kv)
     train_ids = text.train_ids(cfg.vocab)
     return LMEvaluation(
         design=label or npu.name,
@@ -188,7 +213,7 @@ def evaluate_lm(
         kv_bits=kv,
         context=cfg.context,
         val_chars=int(y.size),
-        val_loss=_cross_entropy(logits, y),
+        val_loss=val_loss,
         float_val_loss=float_loss,
         unigram_entropy=text.unigram_entropy_nats(train_ids, len(cfg.vocab)),
         decode=decode_cost(cfg, config, w, a, kv),

@@ -20,6 +20,10 @@ Figures (``batch`` sequences; the step is one prefill or one decode step):
                               tokens of all sequences)
     dram_bound_tokens_per_s = DRAM bandwidth / DRAM bytes per token
 
+Mapping. Each layer's tiles and loop order are ``hw.cost.default_mapping``'s, or those a
+design file gives its layers (a searched design's ``best.json``; widths it gives must be the
+operand classes').
+
 Capacity. The weights (every parameter at ``w_bits``) and the KV cache after the step (at
 ``kv_bits``) must fit in the design's device DRAM (``NPUConfig.dram_capacity_gib``);
 ``fits_in_dram`` says whether they do. A model that does not fit is a one-line
@@ -46,7 +50,7 @@ from hw.types import CostReport, LayerBits, NPUConfig, Workload
 from hw.validate import validate_config
 from hw.x64 import x64
 from models import decoder
-from npu_dse import report
+from npu_dse import designs, report
 from npu_dse.designs import DesignFile
 from npu_dse.inputs import boundary
 
@@ -236,7 +240,7 @@ def with_residency(workload: Workload, bits: LayerBits, room_bytes: float):
     return changed, res_w, res_kv
 
 
-def _check_request(r: LLMRequest) -> None:
+def check_request(r: LLMRequest) -> None:
     if r.phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, got {r.phase!r}")
     for name in ("w_bits", "a_bits", "kv_bits"):
@@ -299,6 +303,27 @@ def llm_workload(request: LLMRequest) -> Workload:
     return layers.workload(decoder.decode(cfg, request.context, request.batch))
 
 
+def _mapping(design, config: NPUConfig, workload: Workload, bits: LayerBits):
+    """The default mapping, with the tiles and loop orders a design file gives its layers (a
+    searched design's); widths it gives must be the operand classes' (``operand_bits``)."""
+    mapping = cost.default_mapping(config, workload, bits)
+    if not isinstance(design, DesignFile) or not design.layers:
+        return mapping
+    mapping, widths = designs.per_layer(design, workload, mapping)
+    if widths is not None:
+        pairs = zip(("w_bits", "a_bits"), widths, (bits.w_bits, bits.a_bits), strict=True)
+        for name, given, used in pairs:
+            bad = np.flatnonzero(np.asarray(given) != np.asarray(used))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"design: layer {workload.names[i]!r} has {name} {given[i]:g}, but the "
+                    f"step runs it at {used[i]:g} (weights, activations and KV cache widths "
+                    "set every layer's); give matching --w-bits/--a-bits/--kv-bits"
+                )
+    return mapping
+
+
 @boundary
 @x64
 def simulate_llm(
@@ -316,7 +341,7 @@ def simulate_llm(
     ``fits_in_dram`` false), or a layer whose tiles do not fit the buffers.
     """
     r = model if isinstance(model, LLMRequest) else LLMRequest(model, **request)
-    _check_request(r)
+    check_request(r)
     cfg = decoder.get_decoder(r.model)
     config = design.config if isinstance(design, DesignFile) else design
     fmts = operand_formats(r, config)
@@ -332,7 +357,7 @@ def simulate_llm(
     bits = operand_bits(workload, w, a, kv)
     room = resident_bytes(config) if r.phase == "decode" else 0.0
     workload, res_w, res_kv = with_residency(workload, bits, room)
-    mapping = cost.default_mapping(config, workload, bits)
+    mapping = _mapping(design, config, workload, bits)
     rep = cost.evaluate(config, workload, mapping, layer_bits=bits)
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:

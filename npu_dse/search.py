@@ -22,7 +22,7 @@ from dse import design as dz
 from hw import bounds
 from hw.bounds import InputError
 from hw.x64 import x64
-from npu_dse import plots, suites
+from npu_dse import plots, search_llm, suites
 from npu_dse.calibration import calibration_bits, recheck_accuracy
 from npu_dse.designs import design_to_dict
 from npu_dse.inputs import boundary
@@ -42,6 +42,10 @@ class SearchOutcome:
     source: str  # what the workload came from, for tables
     measured_accuracy: float | None = None  # the best design's accuracy by execution
     miss_line: str | None = None  # why no design is feasible, in one line
+    # An LLM step's target (search_llm.LLMTarget, search_lm.LMTarget): figures, re-check.
+    llm_target: object = None
+    llm: dict | None = None  # the best design's LLM figures (search_llm.llm_figures)
+    measured_perplexity: float | None = None  # a char LM's best design, by execution
 
     def to_dict(self) -> dict:
         """The JSON object of a search: ``best`` (or null), evaluations, wall time, ..."""
@@ -50,17 +54,27 @@ class SearchOutcome:
         if result.best is not None:
             m = result.best_metrics
             best = {
-                **dz.describe(problem.space, result.best, problem.workload),
+                **(
+                    dz.describe(problem.space, result.best, problem.workload)
+                    if problem.llm is None
+                    else search_llm.describe(problem, result.best)
+                ),
                 **{k: m[k] for k in ("latency_s", "energy_j", "power_w", "area_mm2", "edp_js")},
                 "feasible": True,
             }
             if problem.suite is not None:
                 best |= {"suite_objective": m["suite_objective"]}
                 best["networks"] = suites.network_report(problem, m)
-            if "accuracy" in m:
+            if "accuracy" in m and self.llm_target is not None:  # 1 / perplexity (search_lm)
+                best["perplexity_proxy"] = 1.0 / float(m["accuracy"])
+            elif "accuracy" in m:
                 best["accuracy_proxy"] = m["accuracy"]
+            if self.measured_perplexity is not None:
+                best["perplexity"] = self.measured_perplexity
             if self.measured_accuracy is not None:
                 best["accuracy"] = self.measured_accuracy
+            if self.llm is not None:
+                best["llm"] = self.llm
         out = {
             "best": best,
             "evaluations": result.evaluations,
@@ -71,6 +85,9 @@ class SearchOutcome:
             "seed": result.seed,
             "objective": problem.objective,
         }
+        if self.llm_target is not None:
+            out["objective"] = self.llm_target.objective
+            out["llm"] = self.llm_target.to_dict()
         if result.best is None and result.closest_miss is not None:
             name, miss = result.closest_miss
             out["closest_miss"] = {"budget": name, "relative_miss": miss}
@@ -97,9 +114,11 @@ class SearchOutcome:
                 )
             return "no design was evaluated"
         name, miss = self.result.closest_miss
+        if name == "accuracy" and self.llm_target is not None:  # 1 / perplexity: convert
+            name, miss = "perplexity", miss / (1.0 - miss)
         if name == "fits":
             return "no feasible design: no evaluated design's tiles fit its buffers"
-        limit = "above" if name != "accuracy" else "below"
+        limit = "below" if name == "accuracy" else "above"
         return (
             f"no feasible design: the {name} budget could not be met; the closest design is "
             f"{100 * miss:.1f} % {limit} it"
@@ -110,6 +129,8 @@ class SearchOutcome:
 def design_file(problem: Problem, design: dz.Design) -> dict:
     """A searched design as a design file: the hardware the search evaluated (the base with
     the design's values) and every layer's widths and mapping."""
+    if problem.llm is not None:
+        return search_llm.design_file(problem, design)
     config = dz.to_config(problem.base, design, problem.workload)
     config = dataclasses.replace(config, name=f"searched-{problem.space.base}")
     return design_to_dict(config, problem.workload, design.mapping, (design.w_bits, design.a_bits))
@@ -190,18 +211,26 @@ def search(
     *,
     source: str = "",
     accuracy_checkpoint: str | Path | None = None,
+    llm_target=None,
     **kwargs,
 ) -> SearchOutcome:
     """Search ``problem`` with ``method`` (keyword arguments as :func:`run_method`); with an
     accuracy model, execute the best designs from ``accuracy_checkpoint`` until one meets the
-    accuracy budget (``calibration.recheck_accuracy``)."""
+    accuracy budget (``calibration.recheck_accuracy``). With an LLM step (``llm_target``: the
+    problem is ``search_llm.llm_problem``'s or ``search_lm.lm_problem``'s), the best design's
+    step figures; a char LM's perplexity budget is re-checked by execution the same way
+    (``search_lm.LMTarget.recheck``)."""
     result = run_method(problem, method, **kwargs)
-    outcome = SearchOutcome(problem, result, source)
-    if result.best is not None and problem.accuracy is not None:
+    outcome = SearchOutcome(problem, result, source, llm_target=llm_target)
+    if result.best is not None and problem.accuracy is not None and llm_target is not None:
+        outcome.measured_perplexity, outcome.miss_line = llm_target.recheck(problem, result)
+    elif result.best is not None and problem.accuracy is not None:
         if accuracy_checkpoint is None:
             raise ValueError("an accuracy model needs its checkpoint to re-check by execution")
         measured, miss = recheck_accuracy(accuracy_checkpoint, problem, result)
         outcome.measured_accuracy, outcome.miss_line = measured, miss
+    if result.best is not None and llm_target is not None:  # the re-checked best's figures
+        outcome.llm = llm_target.figures(problem, result.best, result.best_metrics)
     return outcome
 
 
