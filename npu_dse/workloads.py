@@ -368,7 +368,12 @@ def load_model_widths(
     ``{name: (w_bits, a_bits)}``: those of an ONNX model's quantized GEMMs (``QLinearConv``,
     ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``), from their tensor types; ``{}``
     for other files. :func:`npu_dse.simulate` costs those layers at those widths."""
-    if Path(path).suffix.lower() != ".onnx" or not Path(path).is_file():
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv" and Path(path).is_file():
+        stacked = _scalesim_columns(Path(path), gemm)  # without the list of layers
+        if stacked is not None:
+            return validate_workload(stacked), {}
+    if suffix != ".onnx" or not Path(path).is_file():
         return load_workload(path, gemm=gemm, batch=batch)[0], {}
     imported = onnx_import.import_onnx(path, batch)
     if imported.host_ops:
