@@ -1,17 +1,22 @@
 """How time and memory grow with the work: layers per simulation, designs per batched exact
 evaluation, starts per gradient search.
 
-Run: ``.venv/bin/python benchmarks/bench_scaling.py [--quick] [--max-designs 1000000]``
-(a few minutes with the defaults on the 2-core CPU; ``--quick`` is a smoke test of a few
-seconds on the smallest sizes). Three tables, one line per size:
+Run: ``.venv/bin/python benchmarks/bench_scaling.py [--quick] [--max-designs 1000000]
+[--max-starts 4096] [--tables simulate,evaluate,search,search_layers]``
+(a few minutes with the defaults on the 2-core CPU, each new shape compiling for up to a
+minute; ``--quick`` is a smoke test of a few seconds on the smallest sizes). Four tables, one
+line per size:
 
 * ``simulate``: ``npu_dse.simulate`` plus the report (``to_dict``) of 10 to 10,000 random
   GEMM layers on the scalesim-32x32 preset; first call (compilation included) and the
   median of ``--repeats`` warm calls;
 * ``evaluate``: ``hw.cost.evaluate`` jitted and vmapped over 1 to ``--max-designs`` random
   designs (``bench_cost_model.random_designs``) on ResNet-18's layers, the mapping fixed;
-* ``search``: ``dse.gradient.run`` of a two-GEMM problem with 1 to 64 starts and a few
-  steps; each start count is a new shape, so the first call compiles.
+* ``search``: ``dse.gradient.run`` of a two-GEMM problem with 1 to ``--max-starts`` starts
+  (64; at most 4096) and a few steps; each start count is a new shape, so the first call
+  compiles;
+* ``search_layers``: the same search with 4 starts on 10 to 10,000 random GEMM layers (each
+  layer count compiles anew too).
 
 Each line gives seconds, seconds per unit (layer, design or start) and that per-unit time as
 a ratio to the previous line's: near 1 is linear growth, well below 1 means a fixed cost (the
@@ -49,6 +54,7 @@ from hw.x64 import x64_scope  # noqa: E402
 from npu_dse.simulate import resolve_design, simulate  # noqa: E402
 from npu_dse.workloads import bundled, load_workload  # noqa: E402
 
+TABLES = ("simulate", "evaluate", "search", "search_layers")
 HEADER = f"{'size':>9s} {'first s':>9s} {'warm s':>9s} {'warm s/unit':>12s} {'vs prev':>8s}"
 
 
@@ -111,15 +117,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest sizes only (smoke test)")
     parser.add_argument("--max-designs", type=int, default=100_000)
+    parser.add_argument("--max-starts", type=int, default=64, help="largest start count")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--tables", default="simulate,evaluate,search", help="which tables, comma-separated"
     )
     args = parser.parse_args(argv)
     tables = set(args.tables.split(","))
-    unknown = sorted(tables - {"simulate", "evaluate", "search"})
+    unknown = sorted(tables - set(TABLES))
     if unknown:
-        parser.error(f"--tables: unknown table {unknown[0]!r}; known: simulate, evaluate, search")
+        parser.error(f"--tables: unknown table {unknown[0]!r}; known: {', '.join(TABLES)}")
     quick = args.quick
     repeats = 1 if quick else args.repeats
     print(
@@ -159,16 +166,26 @@ def main(argv=None) -> None:
         space = Space.from_dict({"rows": [8, 16, 32], "cols": [8, 16, 32], "sram_kib": [64, 256]})
         problem = Problem(space, _gemms(2), "edp", obj.Budgets())
 
-        def search(starts):
+        def search(starts, on=problem):
             settings = gradient.GradientSettings(
                 starts=starts, steps=4, legalize_every=2, polish_top=1, polish_rounds=1
             )
             settings = dataclasses.replace(settings, steps=2) if quick else settings
-            return lambda: gradient.run(problem, SearchBudget(), seed=0, settings=settings).best
+            return lambda: gradient.run(on, SearchBudget(), seed=0, settings=settings).best
 
-        start_sizes = (1, 2) if quick else (1, 4, 16, 64)
+        top = 2 if quick else args.max_starts
+        start_sizes = [n for n in (1, 2, 4, 16, 64, 256, 1024, 4096) if n <= top]
+        start_sizes = [n for n in start_sizes if n != 2 or quick]
         if "search" in tables:
             _table("gradient search, 2 GEMMs, 4 steps", "start", start_sizes, search, repeats)
+
+        def search_layers(n):
+            return search(4, Problem(space, _gemms(n), "edp", obj.Budgets()))
+
+        if "search_layers" in tables:
+            _table(
+                "gradient search, 4 starts, 4 steps", "layer", layer_sizes, search_layers, repeats
+            )
 
 
 if __name__ == "__main__":

@@ -302,7 +302,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     result = sim.to_dict()
     result["workload"] = {"path": str(args.topology), "gemm_format": args.gemm}
     if args.json:
-        print(json.dumps(result, indent=2, allow_nan=False))
+        print(report.simulation_json(result))
     else:
         print(report.format_simulation(result, Path(args.topology).name, stall=not args.no_stall))
     return 0

@@ -7,6 +7,8 @@ SI-prefixed units (:func:`si`) and stay within 100 columns for the usual layer n
 
 from __future__ import annotations
 
+import bisect
+import json
 import math
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:  # imported where used: the presets table prints without JAX
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"))
 _PREFIXES += ((1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
+_SKIP_BELOW = tuple(-scale * 9.99e-4 for scale, _ in _PREFIXES[:-1])  # ascending
 _NAME_WIDTH = 20  # longest layer name shown in full in a table
 
 
@@ -42,7 +45,9 @@ def si(x: float, unit: str = "", digits: int = 3) -> str:
     sep = " " if unit else ""
     if x == 0 or (not unit and float(x).is_integer() and abs(x) < 1000):
         return f"{x:.0f}{sep}{unit}"
-    for scale, prefix in _PREFIXES:
+    # Scales where m < 0.001 (m rounds below 1 at any precision used) are skipped: a shortcut.
+    first = bisect.bisect_left(_SKIP_BELOW, -abs(x))
+    for scale, prefix in _PREFIXES[first:]:
         m = abs(x) / scale
         decimals = max(digits - 1 - math.floor(math.log10(m)), 0) if m > 0 else 0
         if round(m, decimals) >= 1 or scale == _PREFIXES[-1][0]:
@@ -95,73 +100,100 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
     return out
 
 
-class _Arrays:
-    """A report's (or mapping's) per-layer fields as Python lists, each converted once (a computed
-    field such as ``latency_s`` is one JAX computation over every layer: per layer, it made
-    a report quadratic in the layer count)."""
-
-    def __init__(self, source):
-        self._source, self._cache = source, {}
-
-    def __getitem__(self, field: str) -> list:
-        if field not in self._cache:
-            self._cache[field] = np.asarray(getattr(self._source, field)).tolist()
-        return self._cache[field]
+def _finite(x: np.ndarray, what: str) -> None:
+    """Raise :func:`number`'s ``ValueError`` if an element of ``x`` is a NaN or an infinity."""
+    finite = np.isfinite(x)
+    if not finite.all():
+        number(x[~finite][0], what)
 
 
-def _layer_dict(rep: _Arrays, mapping: _Arrays, i: int, name: str, kind: str) -> dict:
-    """Layer ``i`` of a report as a dict of Python numbers."""
+def numbers(x, what: str = "value") -> list:
+    """:func:`number` of every element of a 1-D array, converted as one column: the same
+    Python values (ints where integral and below 2^53, else floats) and the same error."""
+    x = np.asarray(x, dtype=np.float64)
+    _finite(x, what)
+    integral = (x == np.floor(x)) & (np.abs(x) < 2**53)
+    if integral.all():
+        return x.astype(np.int64).tolist()
+    if not integral.any():
+        return x.tolist()
+    return [int(v) if i else v for v, i in zip(x.tolist(), integral.tolist(), strict=True)]
+
+
+def counts(x, what: str = "count") -> list[int]:
+    """:func:`count` of every element of a 1-D array (half to even, as ``round``)."""
+    rounded = np.round(np.asarray(x, dtype=np.float64))
+    _finite(rounded, what)
+    if np.abs(rounded).max(initial=0) < 2**62:
+        return rounded.astype(np.int64).tolist()
+    return [int(v) for v in rounded.tolist()]
+
+
+_CYCLES = ("compute_cycles", "vector_cycles", "host_cycles", "dram_cycles", "stall_cycles")
+_CYCLES += ("total_cycles",)
+_ENERGY = {
+    "mac": "energy_mac_pj",
+    "array": "energy_array_pj",
+    "rf": "energy_rf_pj",
+    "sram": "energy_sram_pj",
+    "dram": "energy_dram_pj",
+    "vector": "energy_vector_pj",
+    "leakage": "energy_leak_pj",
+    "host": "energy_host_pj",
+}
+"""``energy_breakdown_j`` key -> the report's per-layer field (pJ)."""
+_DRAM = {k: f"dram_{k}_bytes" for k in ("ifmap_read", "filter_read", "ofmap_write", "ofmap_read")}
+"""``dram_bytes_breakdown`` key -> the report's per-layer field (bytes)."""
+
+
+def _records(keys: tuple[str, ...], columns: list[list]) -> list[dict]:
+    """Per-row dicts ``{key: column[i]}`` of equally long columns."""
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _layer_columns(rep: CostReport, mapping: Mapping) -> tuple[dict, dict, dict]:
+    """Every layer's figures of a report as columns of Python numbers, each field converted
+    once (a computed field such as ``latency_s`` is one JAX computation over every layer):
+    ``(columns by per-layer key, energy columns in J, DRAM columns in bytes)``."""
     from hw.types import LOOP_ORDERS
 
-    def pick(field):
-        return rep[field][i]
+    def col(field):
+        return np.asarray(getattr(rep, field))
 
-    def pj(field):
-        return number(pick(field) * 1e-12, field)
+    def flags(field):
+        return col(field).astype(bool).tolist()
 
-    dram = {
-        "ifmap_read": number(pick("dram_ifmap_read_bytes")),
-        "filter_read": number(pick("dram_filter_read_bytes")),
-        "ofmap_write": number(pick("dram_ofmap_write_bytes")),
-        "ofmap_read": number(pick("dram_ofmap_read_bytes")),
-    }
-    cycles = ("compute_cycles", "vector_cycles", "host_cycles", "dram_cycles", "stall_cycles")
-    cycles += ("total_cycles",)
-    sram = {f: count(pick(f), f) for f in ("sram_ifmap_reads", "sram_filter_reads")}
-    return {
-        "name": name,
-        "kind": kind,
-        "on_host": bool(pick("on_host")),
-        "lowering": "channel_parallel" if bool(pick("channel_parallel")) else "gemm",
-        "output_on_chip": bool(pick("output_resident")),
-        "macs": count(pick("macs"), "macs"),
-        **{f: count(pick(f), f) for f in cycles},
-        "latency_s": number(pick("latency_s"), "latency_s"),
-        "mapping_efficiency": number(pick("mapping_efficiency"), "mapping_efficiency"),
-        "utilization": number(pick("utilization"), "utilization"),
-        "energy_j": number(pick("energy_pj") * 1e-12, "energy_j"),
-        "energy_breakdown_j": {
-            "mac": pj("energy_mac_pj"),
-            "array": pj("energy_array_pj"),
-            "rf": pj("energy_rf_pj"),
-            "sram": pj("energy_sram_pj"),
-            "dram": pj("energy_dram_pj"),
-            "vector": pj("energy_vector_pj"),
-            "leakage": pj("energy_leak_pj"),
-            "host": pj("energy_host_pj"),
+    dram = {k: numbers(col(f), f) for k, f in _DRAM.items()}
+    energy = {k: numbers(col(f) * 1e-12, f) for k, f in _ENERGY.items()}
+    sram = {f: counts(col(f), f) for f in ("sram_ifmap_reads", "sram_filter_reads")}
+    tiles = {f: counts(np.asarray(getattr(mapping, f)), f) for f in ("tile_m", "tile_k", "tile_n")}
+    orders = counts(np.asarray(mapping.loop_order), "loop_order")
+    return (
+        {
+            "on_host": flags("on_host"),
+            "lowering": ["channel_parallel" if c else "gemm" for c in flags("channel_parallel")],
+            "output_on_chip": flags("output_resident"),
+            "macs": counts(col("macs"), "macs"),
+            **{f: counts(col(f), f) for f in _CYCLES},
+            "latency_s": numbers(col("latency_s"), "latency_s"),
+            "mapping_efficiency": numbers(col("mapping_efficiency"), "mapping_efficiency"),
+            "utilization": numbers(col("utilization"), "utilization"),
+            "energy_j": numbers(col("energy_pj") * 1e-12, "energy_j"),
+            "energy_breakdown_j": _records(tuple(energy), list(energy.values())),
+            "dram_bytes": numbers(
+                [a + b + c + d for a, b, c, d in zip(*dram.values(), strict=True)], "dram_bytes"
+            ),
+            "dram_bytes_breakdown": _records(tuple(dram), list(dram.values())),
+            "sram_reads": [a + b for a, b in zip(*sram.values(), strict=True)],
+            **sram,
+            "sram_ofmap_writes": counts(col("sram_ofmap_writes")),
+            "mapping": _records(
+                (*tiles, "loop_order"), [*tiles.values(), [LOOP_ORDERS[o] for o in orders]]
+            ),
         },
-        "dram_bytes": number(sum(dram.values()), "dram_bytes"),
-        "dram_bytes_breakdown": dram,
-        "sram_reads": sum(sram.values()),
-        **sram,
-        "sram_ofmap_writes": count(pick("sram_ofmap_writes")),
-        "mapping": {
-            "tile_m": count(mapping["tile_m"][i]),
-            "tile_k": count(mapping["tile_k"][i]),
-            "tile_n": count(mapping["tile_n"][i]),
-            "loop_order": LOOP_ORDERS[count(mapping["loop_order"][i])],
-        },
-    }
+        energy,
+        dram,
+    )
 
 
 def simulation_dict(
@@ -174,21 +206,18 @@ def simulation_dict(
 ) -> dict:
     """``{"design", "layers", "total"}`` of one simulation, Python numbers only. Each layer
     carries its widths (``layer_bits = (w_bits, a_bits)``, shape=(L,) each; default: the
-    design's)."""
-    kinds = workload.kinds or ("",) * workload.num_layers
-    arrays, tiles = _Arrays(rep), _Arrays(mapping)
-    layer_dicts = [
-        _layer_dict(arrays, tiles, i, name, kind)
-        for i, (name, kind) in enumerate(zip(workload.names, kinds, strict=True))
-    ]
+    design's). Built a column at a time: one array conversion per field, not per layer."""
     n = workload.num_layers
+    kinds = workload.kinds or ("",) * n
+    columns, energy, dram = _layer_columns(rep, mapping)
     if layer_bits is None:
         layer_bits = (np.full(n, float(config.w_bits)), np.full(n, float(config.a_bits)))
     w, a = (np.asarray(b) for b in layer_bits)
-    for d, wb, ab in zip(layer_dicts, w, a, strict=True):
-        d["w_bits"], d["a_bits"] = count(wb, "w_bits"), count(ab, "a_bits")
+    columns |= {"w_bits": counts(w, "w_bits"), "a_bits": counts(a, "a_bits")}
+    keys = ("name", "kind", *columns)
+    layer_dicts = _records(keys, [list(workload.names), list(kinds), *columns.values()])
     energy_j = number(rep.total_energy_j, "energy_j")
-    macs = sum(d["macs"] for d in layer_dicts)
+    macs = sum(columns["macs"])
     total = {
         "latency_s": number(rep.total_latency_s, "latency_s"),
         "energy_j": energy_j,
@@ -196,21 +225,30 @@ def simulation_dict(
         "area_mm2": number(rep.area_mm2, "area_mm2"),
         "edp_js": number(rep.edp_js, "edp_js"),
         "macs": macs,
-        "cycles": sum(d["total_cycles"] for d in layer_dicts),
-        "stall_cycles": sum(d["stall_cycles"] for d in layer_dicts),
-        "dram_bytes": number(sum(d["dram_bytes"] for d in layer_dicts)),
-        "dram_bytes_breakdown": {
-            k: number(sum(d["dram_bytes_breakdown"][k] for d in layer_dicts))
-            for k in layer_dicts[0]["dram_bytes_breakdown"]
-        },
+        "cycles": sum(columns["total_cycles"]),
+        "stall_cycles": sum(columns["stall_cycles"]),
+        "dram_bytes": number(sum(columns["dram_bytes"])),
+        "dram_bytes_breakdown": {k: number(sum(v)) for k, v in dram.items()},
         "tops_per_w": number(2.0 * macs / energy_j / 1e12 if energy_j > 0 else 0.0),
-        "energy_breakdown_j": {
-            k: number(sum(d["energy_breakdown_j"][k] for d in layer_dicts))
-            for k in layer_dicts[0]["energy_breakdown_j"]
-        },
+        "energy_breakdown_j": {k: number(sum(v)) for k, v in energy.items()},
     }
     design = design_dict(config, base_preset) | {"cross_layer": bool(config.cross_layer)}
     return {"design": design, "layers": layer_dicts, "total": total}
+
+
+_LAYERS_MARK = "\0layers"  # stands for the layer list while the rest is indented
+
+
+def simulation_json(result: dict) -> str:
+    """``result`` (:func:`simulation_dict`'s, plus what the caller added) as JSON text: indented
+    by two spaces, each layer one line. The keys and values are ``json.dumps``'s; writing a
+    layer on one line lets the C encoder write it (indenting runs the pure-Python encoder,
+    which was most of the time of a large workload's ``--json``)."""
+    encoder = json.JSONEncoder(allow_nan=False, check_circular=False)  # layers are trees
+    head = json.dumps({**result, "layers": _LAYERS_MARK}, indent=2, allow_nan=False)
+    rows = ",\n    ".join(encoder.encode(layer) for layer in result["layers"])
+    body = f"[\n    {rows}\n  ]" if rows else "[]"
+    return head.replace(json.dumps(_LAYERS_MARK), body, 1)
 
 
 def steady_state_dict(rep: CostReport) -> dict:
@@ -247,6 +285,19 @@ def _design_lines(d: dict) -> list[str]:
     ]
 
 
+def _memo_si(unit: str):
+    """:func:`si` with ``unit``, each value formatted once (layers repeat their counts)."""
+    done: dict = {}
+
+    def cached(x) -> str:
+        text = done.get(x)
+        if text is None:
+            text = done[x] = si(x, unit)
+        return text
+
+    return cached
+
+
 def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
     """The human-readable report: design, per-layer table, totals."""
     d, t = result["design"], result["total"]
@@ -267,10 +318,11 @@ def format_simulation(result: dict, workload_label: str, stall: bool) -> str:
         ["", "", "cycles", "cycles", "cycles", "cycles", "cycles", "", "", "", "traffic"],
     ]
     cyc = ("compute_cycles", "vector_cycles", "host_cycles", "stall_cycles", "total_cycles")
+    count, joules, byte = _memo_si(""), _memo_si("J"), _memo_si("B")
     rows = [
-        [_short(r["name"]), si(r["macs"]), *(si(r[c]) for c in cyc)]
+        [_short(r["name"]), count(r["macs"]), *(count(r[c]) for c in cyc)]
         + [_pct(r["mapping_efficiency"], r["macs"]), _pct(r["utilization"], r["macs"])]
-        + [si(r["energy_j"], "J"), si(r["dram_bytes"], "B")]
+        + [joules(r["energy_j"]), byte(r["dram_bytes"])]
         for r in result["layers"]
     ]
     sums = [sum(r[c] for r in result["layers"]) for c in cyc]

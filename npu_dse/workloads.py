@@ -41,6 +41,7 @@ context once per head, the two FFN GEMMs) and ``tiny_transformer.json``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import importlib.resources
 import inspect
@@ -48,10 +49,12 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from hw import layers
 from hw.types import Workload
 from hw.validate import validate_workload
-from npu_dse import onnx_import
+from npu_dse import fastcsv, onnx_import
 from npu_dse.inputs import boundary, loads_json, parse_count, read_text
 
 CONV_FIELDS = (
@@ -74,6 +77,12 @@ _OTHER_KEYS = {
     GEMM_FIELDS: {"ifmap height", "filter height", "channel", "num filter"},
 }
 """Header cells that betray the other format (for the hint)."""
+
+_HINTS = {
+    CONV_FIELDS: "this looks like a GEMM topology (Layer, M, N, K); use the GEMM format (--gemm)",
+    GEMM_FIELDS: "this looks like a conv topology; drop --gemm for SCALE-Sim's conv format",
+}
+"""What a file in one format is told when it looks like the other."""
 
 BUILDERS: dict[str, Callable[..., layers.Layer]] = {
     "conv2d": layers.conv2d,
@@ -130,14 +139,7 @@ def _records(path: Path, fields: tuple[str, ...], other: str) -> list[tuple[int,
     if not rows:
         raise ValueError(f"{path}: empty file; expected a header row: {', '.join(fields)}")
     header_row, header = rows[0]
-    if all(c.isdigit() for c in header[1:]) and len(header) > 1:
-        raise ValueError(
-            f"{path} row {header_row}: expected a header row ({', '.join(fields)}), "
-            "got a data row; SCALE-Sim skips the first row"
-        )
-    if len(header) != len(fields) and len(header) in (len(CONV_FIELDS), len(GEMM_FIELDS)):
-        raise ValueError(f"{path} row {header_row}: the header has {len(header)} fields; {other}")
-    _check_header(path, header_row, header, fields, other)
+    _check_header_row(path, header_row, header, fields, other)
     if len(rows) == 1:
         raise ValueError(f"{path}: no layers after the header row")
     out = []
@@ -159,6 +161,18 @@ def _records(path: Path, fields: tuple[str, ...], other: str) -> list[tuple[int,
             values[field] = _positive_int(path, row, field, text)
         out.append((row, values))
     return out
+
+
+def _check_header_row(path: Path, row: int, header: list[str], fields, other: str) -> None:
+    """The header row names ``fields`` (see :func:`_check_header`) and is not a data row."""
+    if all(c.isdigit() for c in header[1:]) and len(header) > 1:
+        raise ValueError(
+            f"{path} row {row}: expected a header row ({', '.join(fields)}), "
+            "got a data row; SCALE-Sim skips the first row"
+        )
+    if len(header) != len(fields) and len(header) in (len(CONV_FIELDS), len(GEMM_FIELDS)):
+        raise ValueError(f"{path} row {row}: the header has {len(header)} fields; {other}")
+    _check_header(path, row, header, fields, other)
 
 
 def _header_key(cell: str) -> str:
@@ -191,8 +205,7 @@ def read_scalesim_conv(path: str | Path) -> list[layers.Layer]:
     """Layers of a SCALE-Sim conv topology CSV (SCALE-Sim's lowering: ceil, no padding)."""
     path = Path(path)
     out = []
-    hint = "this looks like a GEMM topology (Layer, M, N, K); use the GEMM format (--gemm)"
-    for row, v in _records(path, CONV_FIELDS, hint):
+    for row, v in _records(path, CONV_FIELDS, _HINTS[CONV_FIELDS]):
         try:
             out.append(
                 layers.conv2d(
@@ -215,10 +228,37 @@ def read_scalesim_conv(path: str | Path) -> list[layers.Layer]:
 def read_scalesim_gemm(path: str | Path) -> list[layers.Layer]:
     """Layers of a SCALE-Sim GEMM topology CSV, columns ``Layer, M, N, K``."""
     path = Path(path)
-    hint = "this looks like a conv topology; drop --gemm for SCALE-Sim's conv format"
     return [
         layers.gemm(v["Layer"], m=v["M"], k=v["K"], n=v["N"])
-        for _, v in _records(path, GEMM_FIELDS, hint)
+        for _, v in _records(path, GEMM_FIELDS, _HINTS[GEMM_FIELDS])
+    ]
+
+
+def _scalesim_columns(path: Path, gemm: bool) -> Workload | None:
+    """A SCALE-Sim CSV read as columns (:mod:`npu_dse.fastcsv`): the workload the row-by-row
+    readers would stack, or None where the file needs them (unusual text or a bad value; they
+    then raise the error). A bad header raises here, as there."""
+    fields = GEMM_FIELDS if gemm else CONV_FIELDS
+    found = fastcsv.split_rows(read_text(path, "workload file"), len(fields))
+    if found is None:
+        return None
+    (row, header), rows = found
+    _check_header_row(path, row, header, fields, _HINTS[fields])
+    columns = (fastcsv.gemm_columns if gemm else fastcsv.conv_columns)(rows)
+    if columns is None:
+        return None
+    names = tuple(r[0] for r in rows)
+    return Workload(**columns, names=names, kinds=("gemm" if gemm else "conv",) * len(names))
+
+
+def _layers_of(workload: Workload) -> list[layers.Layer]:
+    """The layers of a stacked workload (shape ``(L,)`` fields), as :func:`layers.workload`
+    took them."""
+    fields = [f.name for f in dataclasses.fields(layers.Layer) if f.name not in ("name", "kind")]
+    columns = [np.asarray(getattr(workload, f)).tolist() for f in fields]
+    return [
+        layers.Layer(name, kind, *values)
+        for name, kind, *values in zip(workload.names, workload.kinds, *columns, strict=True)
     ]
 
 
@@ -306,6 +346,10 @@ def load_workload(
         ".csv": read_scalesim_gemm if gemm else read_scalesim_conv,
         ".onnx": functools.partial(onnx_import.read_onnx, batch=batch),
     }
+    if suffix == ".csv":
+        stacked = _scalesim_columns(path, gemm)
+        if stacked is not None:
+            return validate_workload(stacked), _layers_of(stacked)
     reader = readers.get(suffix)
     if reader is None:
         raise ValueError(
@@ -324,7 +368,12 @@ def load_model_widths(
     ``{name: (w_bits, a_bits)}``: those of an ONNX model's quantized GEMMs (``QLinearConv``,
     ``QLinearMatMul``, ``ConvInteger``, ``MatMulInteger``), from their tensor types; ``{}``
     for other files. :func:`npu_dse.simulate` costs those layers at those widths."""
-    if Path(path).suffix.lower() != ".onnx" or not Path(path).is_file():
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv" and Path(path).is_file():
+        stacked = _scalesim_columns(Path(path), gemm)  # without the list of layers
+        if stacked is not None:
+            return validate_workload(stacked), {}
+    if suffix != ".onnx" or not Path(path).is_file():
         return load_workload(path, gemm=gemm, batch=batch)[0], {}
     imported = onnx_import.import_onnx(path, batch)
     if imported.host_ops:

@@ -120,3 +120,30 @@ def test_good_seeds():
 
 def test_input_error_is_a_value_error():
     assert issubclass(InputError, ValueError)
+
+
+def _work_loop(wl, x):
+    """The work of ``wl`` as a Python-int sum (the reference for check_work's int64 path)."""
+    names = ("gemm_m", "gemm_k", "gemm_n", "gemm_count")
+    m, k, n, g = ([int(v) for v in np.asarray(getattr(wl, f)).tolist()] for f in names)
+    rest = ("vector_ops", "ifmap_elems", "filter_elems", "ofmap_elems")
+    other = [sum(int(getattr(wl, f)[i]) for f in rest) for i in range(len(m))]
+    return sum(bounds.layer_work(*dims, o, x) for *dims, o in zip(m, k, n, g, other, strict=True))
+
+
+@pytest.mark.parametrize("r", [0, 1, 128])
+def test_check_work_counts_exactly_below_the_bound_and_refuses_past_it(r):
+    rng = np.random.default_rng(r)
+    dims = rng.integers(1, 3000, (50, 3))
+    wl = layers.workload(
+        [layers.gemm(f"g{i}", m=int(a), k=int(b), n=int(c)) for i, (a, b, c) in enumerate(dims)]
+        + [layers.vector("v", op="add", elems=12345, inputs=2)]
+    )
+    assert bounds._work_far_below_max(wl, 3 * r) is not None  # the int64 path is taken
+    assert bounds.check_work(wl, r, r) == _work_loop(wl, 3 * r)
+    # just past WORK_MAX: the estimate is too close to the bound, the Python-int loop refuses
+    d = round((WORK_MAX / 2) ** (1 / 3)) - 3 * r
+    near = layers.workload([layers.gemm("a", m=d, k=d, n=d), layers.gemm("b", m=d, k=d, n=d)])
+    assert bounds._work_far_below_max(near, 3 * r) is None
+    with pytest.raises(InputError, match="at layer 'b' its work"):
+        bounds.check_work(near, r, r)
