@@ -148,6 +148,7 @@ DESIGN_FLAGS = {
     "--memory-model": lambda r: r.choice(["tiled", "scalesim", "magic"]),
     "--unsupported": lambda r: r.choice(["softmax", "gemm,relu", "warp", ","]),
     "--preset": lambda r: r.choice([*PRESETS, "tpu-v9"]),
+    "--pe-local-bytes": lambda r: r.choice(["0", "520", "4096", "1048577", "0.5", *BAD_NUMS]),
 }
 
 

@@ -87,7 +87,7 @@ def design_dict(config: NPUConfig, base_preset: str) -> dict:
 
     fields = ("rows", "cols", "clock_mhz", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib")
     fields += ("dram_bw_gbps", "dram_capacity_gib", "w_bits", "a_bits", "acc_bits")
-    fields += ("vector_lanes",)
+    fields += ("vector_lanes", "pe_local_bytes")
     out = {"name": config.name, "base_preset": base_preset, "dataflow": config.dataflow_name}
     out.update({f: number(getattr(config, f), f) for f in fields})
     out["unified_sram"] = bool(config.unified_sram)
