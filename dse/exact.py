@@ -187,8 +187,10 @@ class _Exact:
         self.pending: list[tuple[dz.Design, float]] = []
         self.stopped: str | None = None
         self.deadline = None if budget.time_s is None else started + budget.time_s
-        self.free = None  # the same search without the power budget (a relaxation of it)
-        if b.max_power_w is not None:
+        # The same search without the power budget (a relaxation of it), where its totals
+        # give this search's (it needs L for Q = E - P L)
+        self.free = None
+        if b.max_power_w is not None and need_l:
             free = dataclasses.replace(b, max_power_w=None)
             self.free = _Exact(dataclasses.replace(problem, budgets=free), budget, started)
 
