@@ -217,10 +217,10 @@ def design_count(problem: Problem) -> tuple[int, int, int]:
     return hardware, len(space.w_bits) * len(space.a_bits), hardware * widths
 
 
-def part3(seed: int, quick: bool) -> None:
+def part3(seed: int, quick: bool, only: str | None = None) -> None:
     label = " (cnn stem 3 layers)" if quick else ""
     print(f"\n## Part 3: gaps to the exact optimum{label}, every run from a cold cache\n")
-    for case in EXACT_CASES:
+    for case in [only] if only else EXACT_CASES:
         problem = exact_problem(case, quick)
         hardware, pairs, designs = design_count(problem)
         print(
@@ -253,7 +253,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exact", action="store_true", help="part 3 only: gaps to the optimum")
     parser.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
-    parser.add_argument("--case", choices=sorted(EXACT_CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=sorted(EXACT_CASES), help="part 3: this space only")
     parser.add_argument("--time-s", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -264,7 +264,7 @@ def main() -> None:
         f"{len(jax.devices())} device(s), seed {args.seed}\n"
     )
     if args.exact:
-        part3(args.seed, args.quick)
+        part3(args.seed, args.quick, args.case)
         return
     if args.part in (None, 1):
         part1(args.seed)
