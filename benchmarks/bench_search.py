@@ -21,13 +21,15 @@ Part 3 (``--exact``), gaps to the exact optimum (``dse.exact``) on spaces of 10*
 more, under the latency and power budgets of part 2: ResNet-18 (48 layers) and one BERT-base
 encoder layer (14 layers) with per-layer weight and activation widths 2-16 bits on 2 x 2 arrays
 (16-32 x 32-64 PEs, weight-stationary, 2 MiB of buffers: 4 hardware points x 225 multiplier
-widths), and the BERT layer on a 32 x 64 array with the buffers (1, 2 or 4 MiB) and the clock
-(400 or 800 MHz) free (6 x 225). Per space: the design count (hardware points times per-layer
+widths), and the BERT layer on a 32 x 64 array with the buffers' total (1, 2 or 4 MiB, split in
+the preset's proportions: the space has no per-buffer sizes) and the clock (400 or 800 MHz) free
+(6 x 225). Per space: the design count (hardware points times per-layer
 width assignments, before tilings), then exact, gradient, and random search and NSGA-II with
 the gradient's and with exact's wall time as their time budgets; every run in a fresh process
 with JAX's persistent compilation cache off, so each pays its own compilation. The table gives
 wall time, evaluations, best EDP and the gap to the exact optimum. About 20 minutes on a
-loaded 2-core CPU; ``--quick --exact`` runs the three spaces on the three-layer CNN stem.
+loaded 2-core CPU (``--case NAME`` runs one space); ``--quick --exact`` runs them on the
+three-layer CNN stem.
 
 Every figure comes from the exact model; times include compilation.
 """
@@ -224,7 +226,8 @@ def part3(seed: int, quick: bool, only: str | None = None) -> None:
         problem = exact_problem(case, quick)
         hardware, pairs, designs = design_count(problem)
         print(
-            f"### {case}: {problem.workload.num_layers} layers, {hardware} hardware points x "
+            f"### {f'cnn stem, the space of {case!r}' if quick else case}: "
+            f"{problem.workload.num_layers} layers, {hardware} hardware points x "
             f"{pairs} multiplier widths, {float(designs):.3g} designs (per-layer widths 2-16 "
             f"bits; tilings on top)\n",
             flush=True,

@@ -22,6 +22,14 @@ prefix, the Pareto set of the additive totals it needs:
   design is recorded as it is (its multipliers as wide as its widest layer) and is at least as
   good as the programme said; the optimum, a design of its own widths, is found at those.
 
+Three cuts keep it fast without giving up exactness, each a relaxation whose optimum bounds
+the true one from below: under a power budget each width pair is first solved without it
+(2-D fronts in ``(E, L)``; when that optimum meets the budget it is the pair's optimum, and the
+far larger fronts of ``(L, Q)`` are never formed); blocks of width pairs are settled whole, by
+bisection, when the programme over the block's widest options at its least leakage cannot beat
+the best design so far; and a pair's programme starts from an incumbent (the best of a few
+scalarized per-layer picks), so the cut on prefixes bites from the first layer.
+
 The area depends on the hardware only, so hardware over the area budget is skipped. Energy,
 latency or EDP under the budgets is read off the last front; the chosen design of every
 hardware point is evaluated by the exact model and recorded (``dse.result.Recorder``): every
