@@ -17,13 +17,19 @@ times that. Reported: best EDP and the hypervolume of the feasible latency-energ
 normalized over all runs of the workload (``dse.pareto.normalized_hypervolume``; higher is
 better).
 
-Part 3 (``--exact``), the exact optimum as a yardstick (``dse.exact``): ResNet-18 with
-per-layer weight and activation widths 2-16 bits on 2 x 2 arrays (16-32 x 32-64 PEs,
-weight-stationary, 2 MiB of buffers: 900 hardware points with the multiplier widths), under a
-latency and a power budget; the exact optimum and its wall time, then the gradient search and
-random search (with the exact and the gradient search's wall times as budgets) and their EDP
-gaps to it.
-``--quick --exact`` runs it on the three-layer CNN stem instead (about a minute).
+Part 3 (``--exact``), gaps to the exact optimum (``dse.exact``) on spaces of 10**20 designs and
+more, under the latency and power budgets of part 2: ResNet-18 (48 layers) and one BERT-base
+encoder layer (14 layers) with per-layer weight and activation widths 2-16 bits on 2 x 2 arrays
+(16-32 x 32-64 PEs, weight-stationary, 2 MiB of buffers: 4 hardware points x 225 multiplier
+widths), and the BERT layer on a 32 x 64 array with the buffers' total (1, 2 or 4 MiB, split in
+the preset's proportions: the space has no per-buffer sizes) and the clock (400 or 800 MHz) free
+(6 x 225). Per space: the design count (hardware points times per-layer
+width assignments, before tilings), then exact, gradient, and random search and NSGA-II with
+the gradient's and with exact's wall time as their time budgets; every run in a fresh process
+with JAX's persistent compilation cache off, so each pays its own compilation. The table gives
+wall time, evaluations, best EDP and the gap to the exact optimum. About 20 minutes on a
+loaded 2-core CPU (``--case NAME`` runs one space); ``--quick --exact`` runs them on the
+three-layer CNN stem.
 
 Every figure comes from the exact model; times include compilation.
 """
@@ -31,11 +37,16 @@ Every figure comes from the exact model; times include compilation.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import subprocess
+import sys
 
 import jax
 
-from dse import pareto, search
+from dse import METHODS, pareto, search
+from dse.baselines import exhaustive_size
 from dse.problem import Problem, SearchBudget
 from dse.space import Space, load_space
 from hw import layers
@@ -131,7 +142,7 @@ def part2(seed: int) -> None:
             )
 
 
-EXACT_SPACE = {
+EXACT_HARDWARE = {
     "base": "edge-tpu-like",
     "rows": [16, 32],
     "cols": [32, 64],
@@ -140,32 +151,102 @@ EXACT_SPACE = {
     "w_bits": {"min": 2, "max": 16},
     "a_bits": {"min": 2, "max": 16},
 }
+BUFFERS_CLOCK = {
+    "base": "edge-tpu-like",
+    "rows": [32],
+    "cols": [64],
+    "dataflow": ["ws"],
+    "sram_kib": [1024, 2048, 4096],
+    "clock_mhz": [400, 800],
+    "w_bits": {"min": 2, "max": 16},
+    "a_bits": {"min": 2, "max": 16},
+}
+EXACT_CASES = {
+    "resnet18": ("resnet18", EXACT_HARDWARE),
+    "bert-base layer": ("bert_base_layer", EXACT_HARDWARE),
+    "bert-base layer, buffer and clock free": ("bert_base_layer", BUFFERS_CLOCK),
+}
+"""Part 3's spaces: name -> (network, space). ``--quick`` runs them on the CNN stem."""
 
 
-def part3(seed: int, quick: bool) -> None:
-    space = Space.from_dict(EXACT_SPACE)
-    name = "cnn stem 3 layers" if quick else "resnet18"
-    wl = load_workload(bundled("cnn_stem.json"))[0] if quick else zoo.get_network("resnet18")
-    problem = Problem(space, wl, "edp", budgets_for(space, wl))
-    print(f"\n## Part 3: gaps to the exact optimum ({name}, per-layer widths 2-16 bits)\n")
-    ex = search(problem, "exact", seed=seed)
-    best = ex.best_metrics["edp_js"]
-    print(f"exact: EDP {best:.6g} J*s in {ex.wall_s:.1f} s ({space.num_hardware_points} hardware")
-    print("points, per-layer choices by the Pareto programme)\n")
-    print("| method | evaluations | wall s | best EDP (J*s) | gap to exact |")
-    print("|---|---|---|---|---|")
-    runs = {"gradient": search(problem, "gradient", seed=seed)}
-    for label, t in (("exact's", ex.wall_s), ("gradient's", runs["gradient"].wall_s)):
-        runs[f"random ({label} time)"] = search(
-            problem, "random", SearchBudget(time_s=t), seed=seed
-        )
-    for method, r in runs.items():
-        edp = r.best_metrics["edp_js"] if r.best else float("nan")
+def exact_problem(case: str, quick: bool) -> Problem:
+    """The problem of one part-3 case (EDP under the base preset's latency and 1.5x its
+    power: ``npu_dse.search.budgets_for``)."""
+    net, spec = EXACT_CASES[case]
+    space = Space.from_dict(spec)
+    wl = load_workload(bundled("cnn_stem.json"))[0] if quick else zoo.get_network(net)
+    return Problem(space, wl, "edp", budgets_for(space, wl))
+
+
+def child(method: str, case: str, quick: bool, seed: int, time_s: float | None) -> None:
+    """One search in this (fresh) process; prints its figures as one JSON line."""
+    problem = exact_problem(case, quick)
+    budget = SearchBudget(time_s=time_s) if time_s else None
+    r = search(problem, method, budget, seed=seed)
+    figures = {
+        "wall_s": r.wall_s,
+        "evaluations": r.evaluations,
+        "edp_js": r.best_metrics["edp_js"] if r.best else None,
+        "stopped": r.stopped,
+        "persistent_cache": bool(jax.config.jax_enable_compilation_cache)
+        and jax.config.jax_compilation_cache_dir is not None,
+    }
+    print(json.dumps(figures))
+
+
+def cold_run(method: str, case: str, quick: bool, seed: int, time_s: float | None = None):
+    """:func:`child` in a fresh Python process with JAX's persistent compilation cache off,
+    so every method pays its own compilation (the clock starts when the method is called)."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env |= {"JAX_ENABLE_COMPILATION_CACHE": "false", "NPU_DSE_COMPILE_CACHE": "off"}
+    args = [sys.executable, __file__, "--child", method, "--case", case, "--seed", str(seed)]
+    args += ["--quick"] * quick + (["--time-s", repr(time_s)] if time_s else [])
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{method} on {case} failed:\n{out.stderr[-2000:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if figures["persistent_cache"]:
+        raise RuntimeError("the persistent compilation cache was on in a cold run")
+    return figures
+
+
+def design_count(problem: Problem) -> tuple[int, int, int]:
+    """``(hardware points, multiplier width pairs, designs)``: the designs are the hardware
+    points times every per-layer width assignment (``dse.baselines.exhaustive_size``), before
+    the per-layer tilings and loop orders, which multiply them further."""
+    space = problem.space
+    hardware, widths = exhaustive_size(space, problem.workload)
+    return hardware, len(space.w_bits) * len(space.a_bits), hardware * widths
+
+
+def part3(seed: int, quick: bool, only: str | None = None) -> None:
+    label = " (cnn stem 3 layers)" if quick else ""
+    print(f"\n## Part 3: gaps to the exact optimum{label}, every run from a cold cache\n")
+    for case in [only] if only else EXACT_CASES:
+        problem = exact_problem(case, quick)
+        hardware, pairs, designs = design_count(problem)
         print(
-            f"| {method} | {r.evaluations} | {r.wall_s:.1f} | {edp:.6g} | "
-            f"{100 * (edp / best - 1):+.2f} % |",
+            f"### {f'cnn stem, the space of {case!r}' if quick else case}: "
+            f"{problem.workload.num_layers} layers, {hardware} hardware points x "
+            f"{pairs} multiplier widths, {float(designs):.3g} designs (per-layer widths 2-16 "
+            f"bits; tilings on top)\n",
             flush=True,
         )
+        runs = {"exact": cold_run("exact", case, quick, seed)}
+        runs["gradient"] = cold_run("gradient", case, quick, seed)
+        for label, source in (("gradient's", "gradient"), ("exact's", "exact")):
+            for method in ("random", "nsga2"):
+                t = runs[source]["wall_s"]
+                runs[f"{method} ({label} time)"] = cold_run(method, case, quick, seed, t)
+        best = runs["exact"]["edp_js"]
+        print("| method | wall s | evaluations | best EDP (J*s) | gap to exact |")
+        print("|---|---|---|---|---|")
+        for method, r in runs.items():
+            edp = r["edp_js"]
+            gap = "no feasible design" if edp is None else f"{100 * (edp / best - 1):+.2f} %"
+            shown = "-" if edp is None else f"{edp:.6g}"
+            print(f"| {method} | {r['wall_s']:.1f} | {r['evaluations']} | {shown} | {gap} |")
+        print(flush=True)
 
 
 def main() -> None:
@@ -174,13 +255,19 @@ def main() -> None:
     parser.add_argument("--part", type=int, choices=(1, 2), help="run one part only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exact", action="store_true", help="part 3 only: gaps to the optimum")
+    parser.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=sorted(EXACT_CASES), help="part 3: this space only")
+    parser.add_argument("--time-s", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.case, args.quick, args.seed, args.time_s)
+        return
     print(
         f"# bench_search: {platform.processor() or platform.machine()}, jax {jax.__version__}, "
         f"{len(jax.devices())} device(s), seed {args.seed}\n"
     )
     if args.exact:
-        part3(args.seed, args.quick)
+        part3(args.seed, args.quick, args.case)
         return
     if args.part in (None, 1):
         part1(args.seed)

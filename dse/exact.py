@@ -22,6 +22,14 @@ prefix, the Pareto set of the additive totals it needs:
   design is recorded as it is (its multipliers as wide as its widest layer) and is at least as
   good as the programme said; the optimum, a design of its own widths, is found at those.
 
+Three cuts keep it fast without giving up exactness, each a relaxation whose optimum bounds
+the true one from below: under a power budget each width pair is first solved without it
+(2-D fronts in ``(E, L)``; when that optimum meets the budget it is the pair's optimum, and the
+far larger fronts of ``(L, Q)`` are never formed); blocks of width pairs are settled whole, by
+bisection, when the programme over the block's widest options at its least leakage cannot beat
+the best design so far; and a pair's programme starts from an incumbent (the best of a few
+scalarized per-layer picks), so the cut on prefixes bites from the first layer.
+
 The area depends on the hardware only, so hardware over the area budget is skipped. Energy,
 latency or EDP under the budgets is read off the last front; the chosen design of every
 hardware point is evaluated by the exact model and recorded (``dse.result.Recorder``): every
@@ -69,6 +77,7 @@ MAX_HARDWARE = 20_000
 """Hardware points (multiplier widths counted) :func:`exact_search` enumerates at most."""
 
 _BATCH = 32  # chosen designs evaluated exactly per jitted call
+_WEIGHTS = 4.0 ** np.arange(-4, 5)  # relative weights of the incumbent's scalarizations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +200,12 @@ class _Exact:
         self.pending: list[tuple[dz.Design, float]] = []
         self.stopped: str | None = None
         self.deadline = None if budget.time_s is None else started + budget.time_s
+        # The same search without the power budget (a relaxation of it), where its totals
+        # give this search's (it needs L for Q = E - P L)
+        self.free = None
+        if b.max_power_w is not None and need_l:
+            free = dataclasses.replace(b, max_power_w=None)
+            self.free = _Exact(dataclasses.replace(problem, budgets=free), budget, started)
 
     def hardware(self):
         """Every hardware point as ``(hw values, [(W_w, W_a), ...])``, widths innermost."""
@@ -303,17 +318,37 @@ class _Exact:
             ok &= pts[:, c["q"]] <= 0.0
         return ok
 
-    def solve(self, options: list[np.ndarray]):
+    def solve(self, options: list[np.ndarray], achievable: bool = True):
         """The best feasible totals and per-layer picks, or None; prefixes that cannot meet a
-        budget or beat ``self.best_value`` with the cheapest rest are dropped on the way."""
+        budget or beat ``self.best_value`` with the cheapest rest are dropped on the way.
+
+        The cheapest rest of a budget's coordinate is the sum of the later layers' least
+        values of it; that of the objective's energy and latency the sums of their least
+        energies and latencies (the energy of a prefix is exact even when it is kept as
+        ``Q + P L``, and each later layer adds at least its least energy, which ``Q``'s and
+        ``L``'s least values apart would not bound: ``Q``'s least may come with a long
+        latency). With ``achievable`` (the options are one width pair's, not a relaxation),
+        :meth:`incumbent` first lowers ``self.best_value`` to a design of this pair, so the
+        cut bites from the first layer."""
         mins = np.stack([o.min(axis=0) for o in options])  # shape=(L, D)
         # reach[i]: the cheapest sum over layers i.. (reach[L] = 0)
         reach = np.concatenate([np.cumsum(mins[::-1], axis=0)[::-1], np.zeros_like(mins[:1])])
-        bound = self.best_value * (1.0 + 1e-9)
+        rest = {
+            k: np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])
+            for k, v in self.least(options).items()
+        }
+        if achievable:  # the options are one pair's: its designs bound the optimum above
+            self.best_value = min(self.best_value, self.incumbent(options))
+        # a pair's programme keeps designs as good as the best (its incumbent's among them);
+        # a relaxation need only tell whether some design may beat it
+        bound = self.best_value * (1.0 + (1e-9 if achievable else -1e-9))
 
         def admissible(sums, layer):
-            low = sums + reach[layer + 1]
-            return self.feasible(low) & (self.value(low) <= bound)
+            ok = self.feasible(sums + reach[layer + 1])
+            low = np.ones(sums.shape[0])
+            for k, r in rest.items():
+                low = low * (self.column(sums, k) + r[layer + 1])
+            return ok & (low <= bound)
 
         if not admissible(np.zeros((1, len(self.names))), -1)[0]:
             return None
@@ -324,32 +359,132 @@ class _Exact:
         i = ok[np.argmin(self.value(totals[ok]))]
         return totals[i], picks[i]
 
+    def least(self, options: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Per layer, the least energy and/or latency of its options (the objective's
+        factors: ``e`` and ``l`` for EDP), shape=(L,) each."""
+        keys = {"edp": ("e", "l"), "energy": ("e",), "latency": ("l",)}[self.problem.objective]
+        return {k: np.array([self.column(o, k).min() for o in options]) for k in keys}
+
+    def incumbent(self, options: list[np.ndarray]) -> float:
+        """The best objective under the budgets among a few designs of this width pair: per
+        layer, the option of least weighted sum of its coordinates (each scaled by its
+        typical total), for every weight vector of ``_WEIGHTS``; ``inf`` when none meets
+        the budgets. A design the width pair offers, so an upper bound on its optimum."""
+        d = len(self.names)
+        scale = np.sum([np.abs(o).mean(axis=0) for o in options], axis=0) + 1e-300
+        grid = [np.ones(1)] + [_WEIGHTS] * (d - 1)  # the first coordinate weighs 1
+        weights = np.stack(np.meshgrid(*grid, indexing="ij"), -1).reshape(-1, d)
+        costs = weights / scale  # shape=(W, D)
+        totals = sum(o[np.argmin(o @ costs.T, axis=0)] for o in options)  # shape=(W, D)
+        ok = self.feasible(totals)
+        return float(self.value(totals[ok]).min()) if ok.any() else np.inf
+
     def run_point(self, hw: dict, progress, done: int, total: int) -> int:
-        """Solve every multiplier width of one hardware point; returns the points done."""
-        p, widths = self.problem, self.widths()
-        pops = dz.stack([self.placeholder(hw, w, a) for w, a in widths])
-        leak, area = (np.asarray(x) for x in _hardware_figures(p.base, p.workload, pops))
+        """Solve every multiplier width of one hardware point; returns the points done.
+
+        The narrowest pair is solved first (an early incumbent), then the pairs are settled
+        by bisection: a block of pairs whose relaxed programme (:meth:`block_beats`) cannot
+        beat the best design so far is settled whole, a single pair is solved exactly."""
+        p = self.problem
+        nw, na = len(self.w_vals), len(self.a_vals)
+        pops = dz.stack([self.placeholder(hw, w, a) for w, a in self.widths()])
+        figures = _hardware_figures(p.base, p.workload, pops)
+        leak, area = (np.asarray(x).reshape(nw, na) for x in figures)
         k_low = 0.0
         if p.budgets.max_power_w is not None:
             k_low = min(0.0, float(leak.min()) - p.budgets.max_power_w)
         t = self.table(hw, k_low)
-        for i, (w, a) in enumerate(widths):
+        usable = np.ones((nw, na), bool)
+        if p.budgets.max_area_mm2 is not None:
+            usable = area <= p.budgets.max_area_mm2
+        if usable[0, 0]:
+            self.solve_pair(t, 0, 0, float(leak[0, 0]))
+        blocks, settled = [(0, nw, 0, na)], 1
+        while blocks:
             if self.out_of_budget():
-                return done + i
-            if p.budgets.max_area_mm2 is not None and area[i] > p.budgets.max_area_mm2:
+                return done + min(settled, nw * na)
+            w0, w1, a0, a1 = blocks.pop()
+            size = (w1 - w0) * (a1 - a0)
+            if size == 1 and (w0, a0) != (0, 0) and usable[w0, a0]:
+                self.solve_pair(t, w0, a0, float(leak[w0, a0]))
+            if size == 1 or not self.block_beats(t, leak, usable, (w0, w1, a0, a1)):
+                settled += size - (w0 == 0 and a0 == 0)
                 continue
-            options = self.options(t, w, a, float(leak[i]))
+            if w1 - w0 >= a1 - a0:  # split the longer side; the narrower half goes first
+                mid = (w0 + w1) // 2
+                blocks += [(mid, w1, a0, a1), (w0, mid, a0, a1)]
+            else:
+                mid = (a0 + a1) // 2
+                blocks += [(w0, w1, mid, a1), (w0, w1, a0, mid)]
+        if progress:
+            progress(done + nw * na, total)
+        return done + nw * na
+
+    def block_beats(self, t: _Table, leak: np.ndarray, usable: np.ndarray, block) -> bool:
+        """Whether some pair of ``block`` (index ranges ``w0:w1, a0:a1``) may hold a design
+        better than ``self.best_value``: the programme over the widest pair's options (every
+        pair's options are among them) with the least leakage of the block's usable pairs
+        (energy and ``Q`` only grow with leakage; latency and noise do not depend on it)
+        bounds every pair's optimum from below. With one width per network the widest pair's
+        options are not a superset, so every block is split down to single pairs."""
+        w0, w1, a0, a1 = block
+        if not self.problem.space.per_layer_bits:  # one width per network: no superset
+            return True
+        ok = usable[w0:w1, a0:a1]
+        if not ok.any():
+            return False
+        low = float(leak[w0:w1, a0:a1][ok].min())
+        w, a = self.w_vals[w1 - 1], self.a_vals[a1 - 1]
+        free = self.relaxed(t, w, a, low, achievable=False)
+        if free is not None:  # a relaxation of the relaxation first
+            return free[0] is not None
+        options = self.options(t, w, a, low)
+        return options is not None and self.solve(options, achievable=False) is not None
+
+    def solve_pair(self, t: _Table, iw: int, ia: int, leak_w: float) -> None:
+        """Solve one width pair exactly and queue its design, if one meets the budgets.
+
+        Under a power budget the pair is first solved without it (:meth:`relaxed`): when
+        that optimum meets the budget anyway it is this pair's optimum, and the programme
+        over the extra coordinate ``Q`` (whose fronts are far larger) is not needed."""
+        w, a = self.w_vals[iw], self.a_vals[ia]
+        free = self.relaxed(t, w, a, leak_w, achievable=True)
+        if free is not None and free[0] is None:
+            return  # even without the power budget nothing beats the best
+        if free is not None and free[1]:
+            totals, design = free[0]
+        else:
+            options = self.options(t, w, a, leak_w)
             found = None if options is None else self.solve(options)
             if found is None:
-                continue
-            totals, picks = found
-            self.best_value = min(self.best_value, float(self.value(totals[None])[0]))
-            self.pending.append((self.chosen(t, picks), totals))
-            if len(self.pending) >= _BATCH:
-                self.flush()
-        if progress:
-            progress(done + len(widths), total)
-        return done + len(widths)
+                return
+            totals, design = found[0], self.chosen(t, found[1])
+        self.best_value = min(self.best_value, float(self.value(totals[None])[0]))
+        self.pending.append((design, totals))
+        if len(self.pending) >= _BATCH:
+            self.flush()
+
+    def relaxed(self, t: _Table, w: float, a: float, leak_w: float, achievable: bool):
+        """Without a power budget: None. Otherwise the programme without it, with the best
+        so far as its cut: ``(None, False)`` when nothing beats the best, else ``((totals,
+        design), meets)``: the optimum's totals in this search's coordinates, its design,
+        and whether it meets the power budget (a relaxation's optimum that does is optimal)."""
+        if self.free is None:
+            return None
+        free = self.free
+        free.best_value = self.best_value
+        options = free.options(t, w, a, leak_w)
+        found = None if options is None else free.solve(options, achievable=achievable)
+        if found is None:
+            return None, False
+        totals, picks = found
+        energy, latency = free.column(totals[None], "e")[0], free.column(totals[None], "l")[0]
+        cols = {"e": energy, "l": latency, "q": energy - self.problem.budgets.max_power_w * latency}
+        if "n" in free.col:
+            cols["n"] = totals[free.col["n"]]
+        ours = np.array([cols[k] for k in self.names])
+        design = free.chosen(t, picks) if achievable else None
+        return (ours, design), bool(cols["q"] <= 0.0)
 
     def chosen(self, t: _Table, picks: np.ndarray) -> dz.Design:
         """The design of one solution: per layer, the option picked (its widths and tiles)."""

@@ -15,8 +15,9 @@
    and the whole population evaluated exactly; ``refine`` remaps the best ``polish_top`` of
    them on the full tile grid. The best feasible exact design is kept.
 4. ``polish``: the best design's hardware neighbours (one allowed step up or down per searched
-   parameter), remapped on the full tile grid and evaluated exactly; repeated from the new
-   best while it improves (at most ``polish_rounds`` times).
+   parameter), remapped on the full tile grid and evaluated exactly, then the width moves
+   that helped on their own carried further (all at once, and the best one more steps the
+   same way); repeated from the new best while it improves (at most ``polish_rounds`` times).
 
 Every reported number comes from the exact model. The :class:`~dse.problem.SearchBudget` is
 checked before every Adam step and every exact batch (the clock starts when :func:`run` is
@@ -429,17 +430,61 @@ def refine(search: _Search, last) -> None:
 
 
 def polish(search: _Search) -> None:
-    """Exact coordinate descent from the best design: its hardware neighbours, remapped on
-    the full tile grid, for up to ``polish_rounds`` rounds while the best improves."""
-    rec = search.rec
+    """Exact coordinate descent from the best design: its hardware and width neighbours,
+    remapped on the full tile grid, then the helpful width moves carried further
+    (:func:`_merged`), for up to ``polish_rounds`` rounds while the best improves."""
+    rec, size = search.rec, search.settings.polish_top
     for _ in range(search.settings.polish_rounds):
         anchor = rec.best if rec.best is not None else rec.closest
         if anchor is None or search.left() == 0:
             return
-        before = rec.best_value
-        _full_map_add(search, neighbours(search.problem, anchor))
+        before, start = rec.best_value, rec.evaluations
+        picks = neighbours(search.problem, anchor)
+        _full_map_add(search, picks)
+        done = rec.evaluations - start
+        rows = rec.rows[len(rec.rows) - done :] if done else []
+        further = _merged(search.problem, anchor, picks[:done], rows, before, size)
+        if further:
+            _full_map_add(search, further)
         if rec.best is None or not rec.best_value < before:
             return
+
+
+def _merged(problem: Problem, anchor: dz.Design, picks: list, rows: list, best: float, size=8):
+    """Designs that carry the width moves of ``picks`` that alone met the budgets and beat
+    ``best`` further (at most ``size``; empty when none did): ``anchor`` with all of them at
+    once (per layer and operand the better of up and down), as the widths of different layers
+    interact only through the totals, so moves that each help tend to help together; and the
+    best move continued two, three, ... allowed steps the same way, as one layer's width may
+    be many steps from its best. A round then moves every layer that gains, and as far."""
+    key, moves = _key(problem), {}
+    for d, row in zip(picks, rows, strict=True):
+        if not (row["feasible"] and row[key] < best):
+            continue
+        for k in BIT_KEYS:
+            old, new = np.asarray(getattr(anchor, k)), np.asarray(getattr(d, k))
+            for i in np.flatnonzero(old != new):
+                if (k, i) not in moves or row[key] < moves[k, i][0]:
+                    moves[k, i] = (row[key], new[i])
+    bits = {k: np.array(getattr(anchor, k), dtype=np.float64) for k in BIT_KEYS}
+    out = []
+    if len(moves) > 1:
+        both = {k: v.copy() for k, v in bits.items()}
+        for (k, i), (_, value) in moves.items():
+            both[k][i] = value
+        out.append(both)
+    if moves:
+        (k, i), (_, value) = min(moves.items(), key=lambda kv: kv[1][0])
+        choices = np.asarray(getattr(problem.space, k), dtype=np.float64)
+        at, step = int(np.searchsorted(choices, value)), 1 if value > bits[k][i] else -1
+        for j in range(at + step, len(choices) if step > 0 else -1, step)[: size - len(out)]:
+            far = {kk: v.copy() for kk, v in bits.items()}
+            far[k][i] = choices[j]
+            out.append(far)
+    return [
+        legal.snap_design(problem.space, problem.workload, dataclasses.replace(anchor, **b))
+        for b in out
+    ]
 
 
 def _full_map_add(search: _Search, picks: list) -> None:

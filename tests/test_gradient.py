@@ -383,3 +383,35 @@ def test_a_step_longer_than_the_time_budget_is_given_up(monkeypatch):
         release.set()
         gradient._CACHE.clear()
     assert result.stopped == "time" and result.evaluations == 0 and result.best is None
+
+
+def test_polish_carries_the_width_moves_that_helped_alone_further(problem):
+    # Per-layer widths of a two-layer network: layer 0's w 8->4 and layer 1's a 8->4 each
+    # beat the anchor alone (a worse move and an infeasible one are left out). Further: both
+    # at once, and the best (layer 1's a) one more step down, to 2; nothing else.
+    space = dataclasses.replace(problem.space, a_bits=(2.0, 4.0, 8.0))
+    p = dataclasses.replace(problem, space=space)
+    anchor = dz.base_design(space, p.workload)
+    anchor = dataclasses.replace(anchor, w_bits=np.array([8.0, 8.0]), a_bits=np.array([8.0, 8.0]))
+
+    def moved(**bits):
+        return dataclasses.replace(anchor, **{k: np.array(v) for k, v in bits.items()})
+
+    picks = [
+        moved(w_bits=[4.0, 8.0]),
+        moved(a_bits=[8.0, 4.0]),
+        moved(w_bits=[8.0, 4.0]),
+        moved(a_bits=[4.0, 8.0]),
+    ]
+    rows = [
+        {"feasible": True, "edp_js": 0.8},
+        {"feasible": True, "edp_js": 0.7},
+        {"feasible": True, "edp_js": 1.2},
+        {"feasible": False, "edp_js": 0.5},
+    ]
+    both, further = gradient._merged(p, anchor, picks, rows, 1.0)
+    widths = [
+        (np.asarray(d.w_bits).tolist(), np.asarray(d.a_bits).tolist()) for d in (both, further)
+    ]
+    assert widths == [([4.0, 8.0], [8.0, 4.0]), ([8.0, 8.0], [8.0, 2.0])]
+    assert gradient._merged(p, anchor, picks[:1], rows[:1], 1.0) == []  # w: no step beyond 4
