@@ -169,7 +169,9 @@ _LLM_FLAGS = ("phase", "prompt", "context", "kv_bits")
 def _lm_target(args) -> LMTarget | None:
     """The char LM step of ``search --checkpoint DIR`` (None for another checkpoint or none);
     a perplexity budget without a char LM checkpoint is refused in one line."""
-    charlm = args.checkpoint is not None and checkpoint_model(args.checkpoint) == "charlm"
+    # a suite refuses --checkpoint itself (_suite_problem), before the folder is read
+    given = args.checkpoint is not None and not _is_suite(args)
+    charlm = given and checkpoint_model(args.checkpoint) == "charlm"
     if not charlm:
         if args.max_perplexity is not None:
             raise InputError(
