@@ -1,7 +1,7 @@
 """Test-suite options shared by every test folder.
 
 Long checks carry ``@pytest.mark.slow``. ``make test`` runs a fixed sample of them (about one in
-four, chosen by a hash of the test's id, so the same ones run every time) to keep the suite
+eight, chosen by a hash of the test's id, so the same ones run every time) to keep the suite
 within minutes on a 2-core machine; ``--slow all`` (or ``NPU_DSE_SLOW=all``) runs every one and
 ``--slow none`` none. A module whose tests share one long fixture (an experiment's quick run) marks
 them ``pytest.mark.slow(whole_module=True)``: the hash of the module's path then decides for all of
@@ -30,7 +30,7 @@ import tempfile
 import zlib
 
 SLOW_MODES = ("sample", "all", "none")
-SAMPLE_ONE_IN = 4
+SAMPLE_ONE_IN = 8
 MAPPINGS_CLEAR_AT = 40_000
 _MAPS = "/proc/self/maps"
 SHARED_CACHE_ENV = "NPU_DSE_TEST_SHARED_CACHE"
