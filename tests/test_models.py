@@ -143,6 +143,7 @@ def test_ptq_runs_on_the_engine(make, x):
     assert float(report.total_latency_s) > 0
 
 
+@pytest.mark.slow
 def test_ptq_at_four_bits():
     model = _cnn()
     npu4 = dataclasses.replace(hw.get_preset("edge-tpu-like"), w_bits=4.0, a_bits=4.0)
@@ -163,6 +164,7 @@ def _engine_keys(nodes) -> set[str]:
     return keys
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "x"),
     [

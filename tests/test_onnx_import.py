@@ -396,6 +396,7 @@ def test_resnet18_dram_traffic_near_zigzag(resnet18_onnx):
 # ---- quantized ops' widths in the cost model -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quantized_widths_are_costed_and_reported(tmp_path):
     import contextlib
     import io

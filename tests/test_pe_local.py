@@ -155,6 +155,7 @@ def test_eyeriss_alexnet_latency_within_1_3x(eyeriss):
     assert 1 / 1.3 <= eyeriss["latency_ratio"] <= 1.3
 
 
+@pytest.mark.slow
 def test_command_line_sets_the_level(capsys):
     from npu_dse.cli import main
 

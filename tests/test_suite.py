@@ -26,6 +26,7 @@ def two_networks():
     return {"a": a, "b": b}
 
 
+@pytest.mark.slow
 def test_combined_workload_and_per_network_metrics_match_separate_runs():
     space = Space.from_dict(SMALL)
     nets = two_networks()
@@ -60,7 +61,14 @@ def test_suite_errors_are_one_line():
         Problem(space, wl, "energy", Budgets(), suite=suite)
 
 
-@pytest.mark.parametrize("method", sorted(methods.METHODS))
+@pytest.mark.parametrize(
+    "method",
+    # the gradient search of a suite also runs in test_suites.py (with a technology file)
+    [
+        pytest.param(m, marks=pytest.mark.slow) if m == "gradient" else m
+        for m in sorted(methods.METHODS)
+    ],
+)
 def test_every_method_searches_a_suite_under_per_network_budgets(method):
     # "b/fc" is a quantized model's integer GEMM whose widths the model fixes at w8/a8
     space = dataclasses.replace(Space.from_dict(SMALL), fixed_bits=((2, 8.0, 8.0),))

@@ -130,6 +130,7 @@ def test_design_files_carry_overrides_and_read_back_exactly():
     assert float(back.tech.mac_pj) == 0.21 and float(back.tech.rf_pj_per_bit) == 0.02
 
 
+@pytest.mark.slow
 def test_simulate_and_search_take_a_technology_file(tmp_path):
     path = write(tmp_path, {"dram_pj_per_bit": 0.0, "leak_mw_per_mm2": 0.0})
     args = ["simulate", str(bundled("resnet18.csv")), "--preset", "edge-tpu-like", "--json"]
