@@ -146,7 +146,7 @@ class _Run:
                 p.llm,
                 deadline=self.deadline,
             )
-            metrics = deadline.call(_evaluate, p, mapped, deadline=self.deadline)
+            metrics = deadline.call(dz.evaluate_problem, p, mapped, deadline=self.deadline)
         except deadline.OutOfTime:
             self.stopped = "time"
             return None
@@ -171,17 +171,6 @@ class _Run:
 
     def result(self, seed: int) -> SearchResult:
         return self.recorder.result(self.method, seed, self.budget, self.stopped or "converged")
-
-
-def _evaluate(problem: Problem, designs: dz.Design) -> dict:
-    return dz.evaluate_population(
-        problem.base,
-        problem.workload,
-        designs,
-        accuracy=problem.accuracy,
-        suite=problem.suite,
-        step=problem.llm,
-    )
 
 
 def _default(budget: SearchBudget | None) -> SearchBudget:

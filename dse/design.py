@@ -173,6 +173,19 @@ def evaluate_population(
     return m
 
 
+def evaluate_problem(problem, designs: Design) -> dict:
+    """:func:`evaluate_population` of a ``dse.problem.Problem``'s designs: its base design,
+    workload, accuracy model, suite and LLM step."""
+    return evaluate_population(
+        problem.base,
+        problem.workload,
+        designs,
+        accuracy=problem.accuracy,
+        suite=problem.suite,
+        step=problem.llm,
+    )
+
+
 def stack(designs: list[Design]) -> Design:
     """One population from a list of designs."""
     return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *designs)

@@ -502,8 +502,7 @@ class _Exact:
         n = len(self.pending)
         designs = [d for d, _ in self.pending] + [self.pending[-1][0]] * (_BATCH - n)
         pop = dz.stack(designs)
-        p = self.problem
-        m = dz.evaluate_population(p.base, p.workload, pop, accuracy=p.accuracy)
+        m = dz.evaluate_problem(self.problem, pop)
         m = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], m)
         self._check(m)
         self.recorder.add(jax.tree_util.tree_map(lambda x: x[:n], pop), m)

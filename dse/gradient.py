@@ -380,7 +380,7 @@ def _legalize(search: _Search, params, dataflow):
         if left == 0:
             break
         designs = search.call(search.fns["legalize"][bits_up], params, dataflow, search.limits)
-        metrics = search.call(_evaluate, problem, designs)
+        metrics = search.call(dz.evaluate_problem, problem, designs)
         designs, metrics = _gather((designs, metrics))  # every process records every start
         k = search.add(designs, metrics, legal.population_size(designs), left)
         out.append((jax.tree_util.tree_map(lambda x, k=k: x[:k], designs), k))
@@ -497,19 +497,8 @@ def _full_map_add(search: _Search, picks: list) -> None:
             return
         part = picks[start : start + size]
         mapped = search.call(search.fns["full_map"], dz.stack(_pad(part, size)), search.limits)
-        metrics = search.call(_evaluate, problem, mapped)
+        metrics = search.call(dz.evaluate_problem, problem, mapped)
         search.add(mapped, metrics, len(part), left)
-
-
-def _evaluate(problem: Problem, designs: dz.Design) -> dict:
-    return dz.evaluate_population(
-        problem.base,
-        problem.workload,
-        designs,
-        accuracy=problem.accuracy,
-        suite=problem.suite,
-        step=problem.llm,
-    )
 
 
 def _key(problem: Problem) -> str:
