@@ -174,7 +174,9 @@ def test_equal_per_layer_widths_are_the_uniform_model(model, x, unused):
     np.testing.assert_array_equal(engine.run_model(qm, x, npu())[0], y)
 
 
-@pytest.mark.parametrize("model, x", [(CNN, X_IMG), (TRANSFORMER, X_SEQ)])
+@pytest.mark.parametrize(
+    "model, x", [(CNN, X_IMG), pytest.param(TRANSFORMER, X_SEQ, marks=pytest.mark.slow)]
+)
 def test_mixed_widths_run_and_differ(model, x):
     names = graph.workload(model, x.shape).names
     w_bits = {n: 4 if i % 2 else 8 for i, n in enumerate(names)}

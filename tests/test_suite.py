@@ -99,6 +99,7 @@ def _hardware(row: dict) -> tuple:
     return tuple(row[k] for k in ("rows", "cols", "dataflow", "sram_kib", "dram_bw_gbps"))
 
 
+@pytest.mark.slow  # benchmarks/onnx_suite_figures.py prints the same comparison
 def test_resnet18_and_bert_suite_beats_single_network_winners():
     space = Space.from_dict(
         {
