@@ -46,6 +46,7 @@ over designs or layers, and differentiate it with ``Arith.smooth(t)``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -147,7 +148,6 @@ def _host(config: NPUConfig, workload: Workload, bits: LayerBits, host, ar: Arit
 
 
 @x64
-@functools.partial(jax.jit, static_argnames=("stall", "steady_state"))
 def evaluate(
     config: NPUConfig,
     workload: Workload,
@@ -176,25 +176,63 @@ def evaluate(
         widths. ``None``: every layer at the config's widths.
       steady_state: an inference in a stream: weights that fit stay on chip from the one
         before (hw.residency); False: a single (cold) inference.
+
+    The compiled program is keyed on the layer count and the config's code-path switches, not
+    on names or layer kinds: what the kinds decide (which layers run on the host, which edges
+    fuse, which layers are grouped convs) goes in as per-layer masks, so that every workload
+    of one length shares one program.
     """
+    host = schedule.on_host(workload.kinds, config.unsupported_ops)
+    fused = schedule.fused_edges(workload.kinds, config.unsupported_ops, config.fusion)
+    grouped_ = grouped.grouped_layers(workload.kinds)
+    anon_config, anon_workload = anonymous(config, workload)
+    rep = _evaluate(
+        anon_config, anon_workload, mapping, ar, layer_bits, host, fused, grouped_,
+        stall=stall, steady_state=steady_state, any_grouped=bool(grouped_.any()),
+    )  # fmt: skip
+    return dataclasses.replace(rep, names=workload.names)
+
+
+def anonymous(config: NPUConfig, workload: Workload) -> tuple[NPUConfig, Workload]:
+    """``config`` and ``workload`` with their names and layer kinds blanked: static fields
+    the numbers do not depend on once the kinds' masks are taken (:func:`evaluate`)."""
+    names, kinds = ("",) * len(workload.names), ("",) * len(workload.kinds)
+    return (
+        dataclasses.replace(config, name=""),
+        dataclasses.replace(workload, names=names, kinds=kinds),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("stall", "steady_state", "any_grouped"))
+def _evaluate(
+    config: NPUConfig,
+    workload: Workload,
+    mapping: Mapping | None,
+    ar: Arith,
+    layer_bits,
+    host,
+    fused,
+    grouped_layers,
+    stall: bool,
+    steady_state: bool,
+    any_grouped: bool,
+) -> CostReport:
+    """:func:`evaluate` on an anonymous workload, with its kinds' masks (shape=(L,) each)."""
     bits = _layer_bits(config, layer_bits)
     if mapping is None:
         mapping = default_mapping(config, workload, bits)
-    host = schedule.on_host(workload.kinds, config.unsupported_ops)
-    out_stays, in_chip = schedule.kept_on_chip(
-        workload.kinds, config.unsupported_ops, config.fusion
-    )
+    in_chip = fused
+    out_stays = jnp.concatenate([fused[1:], jnp.zeros((1,), dtype=bool)])
     g = workload.gemm_count
     r, c = config.rows, config.cols
     g_npu = jnp.where(host, 0, g)
     # Per-group GEMMs (SCALE-Sim) or channel-parallel, per config.grouped_lowering (hw.grouped).
     compute, (sram_i, sram_f, sram_o), map_eff, channel_parallel = grouped.lower(
-        config, workload, mapping, bits, host, ar
+        config, workload, mapping, bits, host, ar, grouped_layers, any_grouped
     )
     vector = jnp.where(host, 0, arith.ceil_div(workload.vector_ops, config.vector_lanes, ar))
     host_cycles, host_pj = _host(config, workload, bits, host, ar)
     busy = compute + vector + host_cycles
-    fused = schedule.fused_edges(workload.kinds, config.unsupported_ops, config.fusion)
     resident, res_in, unwritten, weights_kept = residency.plan(
         config, workload, mapping, bits, host, fused, channel_parallel, steady_state
     )

@@ -67,6 +67,11 @@ GROUPED_KINDS = ("conv", "depthwise")
 """Layer kinds whose ``gemm_count`` counts conv groups (other kinds' copies are heads or batch)."""
 
 
+def grouped_layers(kinds: tuple[str, ...]) -> np.ndarray:
+    """True where the layer's kind is in :data:`GROUPED_KINDS`, shape=(L,)."""
+    return np.isin(np.asarray(kinds, dtype=str), GROUPED_KINDS)
+
+
 def groups_side_by_side(m, k, n, cols, dataflow, ar: Arith):
     """``p = max(floor(C / Sc), 1)``: groups that share one column fold."""
     _, sc, _ = mac_array.spatial_temporal(m, k, n, dataflow)
@@ -122,8 +127,13 @@ def lower(
     bits: LayerBits,
     host,
     ar: Arith,
+    grouped=None,
+    any_grouped: bool | None = None,
 ):
     """The array's work per layer under ``config.grouped_lowering``.
+
+    ``grouped``: the layers whose copies are conv groups (:func:`grouped_layers`, from the
+    kinds where ``None``), possibly traced; ``any_grouped`` (static): whether any layer is.
 
     Returns ``(compute_cycles, (ifmap_reads, filter_reads, ofmap_writes), mapping_efficiency,
     channel_parallel)``, shape=(L,) each, with host layers at zero work. In ``gemm`` mode (or
@@ -135,8 +145,11 @@ def lower(
     compute = g_npu * mac_array.compute_cycles(m, k, n, r, c, df, ar)
     sram = tuple(g_npu * x for x in mac_array.sram_traffic(m, k, n, r, c, df, ar))
     eff = mac_array.mapping_efficiency(m, k, n, r, c, df, ar)
-    grouped = np.array([kind in GROUPED_KINDS for kind in workload.kinds], dtype=bool)
-    if config.grouped_lowering == "gemm" or not grouped.any():
+    if grouped is None:
+        grouped = grouped_layers(workload.kinds)
+    if any_grouped is None:
+        any_grouped = bool(np.asarray(grouped).any())
+    if config.grouped_lowering == "gemm" or not any_grouped:
         return compute, sram, eff, jnp.zeros(jnp.shape(compute), dtype=bool)
     exact_gemm = g_npu * mac_array.compute_cycles(m, k, n, r, c, df, EXACT)
     exact_cp = jnp.where(host, 0, compute_cycles(m, k, n, g, r, c, df, EXACT))

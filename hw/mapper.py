@@ -33,6 +33,7 @@ slab of a block at a time, without materializing the grid.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -139,7 +140,6 @@ def pick(cands: Mapping, key) -> Mapping:
 
 
 @x64
-@jax.jit
 def default_mapping(
     config: NPUConfig, workload: Workload, layer_bits: LayerBits | None = None
 ) -> Mapping:
@@ -147,8 +147,17 @@ def default_mapping(
     (``dram_cycles + exposed_cycles``), ties going to the fewest DRAM bytes: the optimum of
     the full :func:`tile_grid`. Where nothing fits, the smallest legal tiles are returned
     (``CostReport.fits`` is then False). ``layer_bits``: the layers' widths (``None``: the
-    config's for every layer).
+    config's for every layer). The compiled program is keyed on the layer count and the
+    config's switches, not on names or layer kinds (the tiles depend on neither).
     """
+    names, kinds = ("",) * len(workload.names), ("",) * len(workload.kinds)
+    config = dataclasses.replace(config, name="")
+    workload = dataclasses.replace(workload, names=names, kinds=kinds)
+    return _default_mapping(config, workload, layer_bits)
+
+
+@jax.jit
+def _default_mapping(config: NPUConfig, workload: Workload, layer_bits) -> Mapping:
     if layer_bits is None:
         layer_bits = LayerBits.of(config)
     bits = layer_bits if isinstance(layer_bits, LayerBits) else LayerBits(*layer_bits)

@@ -51,12 +51,13 @@ value), made in exact arithmetic like ``hw.grouped``'s pick: under ``Arith.smoot
 stays differentiable through the traffic each decision selects.
 
 >>> import numpy as np
->>> group_bounds(np.array([False, True, False, True, True]))  # fused edges -> groups
-(array([0, 0, 2, 2, 2]), array([1, 1, 4, 4, 4]))
+>>> [b.tolist() for b in group_bounds(np.array([False, True, False, True, True]))]
+[[0, 0, 2, 2, 2], [1, 1, 4, 4, 4]]
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,16 +66,19 @@ from hw.arith import EXACT
 from hw.types import LayerBits, Mapping, NPUConfig, Workload
 
 
-def group_bounds(fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First and last layer of each layer's fused group, shape=(L,) each (static).
+def group_bounds(fused) -> tuple[jax.Array, jax.Array]:
+    """First and last layer of each layer's fused group, shape=(L,) each (``fused`` may be
+    traced: ``hw.cost.evaluate`` passes it in as a mask).
 
     ``fused[i]``: layer ``i`` reads layer ``i-1``'s output tile by tile (``hw.schedule``).
     """
-    n = len(fused)
-    starts = np.array([i == 0 or not fused[i] for i in range(n)], dtype=bool)
-    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    ends = np.append(starts[1:], True)
-    last = np.minimum.accumulate(np.where(ends, np.arange(n), n - 1)[::-1])[::-1]
+    fused = jnp.asarray(fused, dtype=bool)
+    n = fused.shape[-1]
+    index = jnp.arange(n)
+    starts = (index == 0) | ~fused
+    first = jax.lax.cummax(jnp.where(starts, index, 0), axis=0)
+    ends = jnp.concatenate([starts[1:], jnp.ones((1,), dtype=bool)])
+    last = jax.lax.cummin(jnp.where(ends, index, n - 1), axis=0, reverse=True)
     return first, last
 
 
@@ -107,19 +111,20 @@ def output_bytes(workload: Workload, bits: LayerBits):
 def candidates(config: NPUConfig, workload: Workload, host, fused):
     """Edges ``j -> j+1`` that may stay on chip: residency on, both layers on the NPU, not
     fused, and the consumer's input the producer's output (``ifmap_{j+1} == ofmap_j``)."""
-    static_ok = np.zeros(len(fused), dtype=bool)
-    if config.cross_layer and config.memory_model == "tiled":
-        npu = ~np.asarray(host, dtype=bool)
-        static_ok[:-1] = npu[:-1] & npu[1:] & ~np.asarray(fused, dtype=bool)[1:]
     same = _next(workload.ifmap_elems, -1) == workload.ofmap_elems
-    return jnp.asarray(static_ok) & same
+    if not (config.cross_layer and config.memory_model == "tiled"):  # static
+        return jnp.zeros(jnp.shape(same), dtype=bool)
+    npu = ~jnp.asarray(host, dtype=bool)
+    fused = jnp.asarray(fused, dtype=bool)
+    # npu[j] & npu[j + 1] & ~fused[j + 1], False for the last layer
+    return npu & _next(npu, False) & ~_next(fused, True) & same
 
 
 def held_bytes(edge_bytes, fused):
     """Bytes each layer holds on chip for edges ``edge_bytes`` (0 where not kept): the
     tensor into its fused group and the one out of it, shape=(L,)."""
-    first, last = group_bounds(np.asarray(fused, dtype=bool))
-    into = jnp.where(first > 0, jnp.take(edge_bytes, np.maximum(first - 1, 0), axis=-1), 0.0)
+    first, last = group_bounds(fused)
+    into = jnp.where(first > 0, jnp.take(edge_bytes, jnp.maximum(first - 1, 0), axis=-1), 0.0)
     return into + jnp.take(edge_bytes, last, axis=-1)
 
 
@@ -128,11 +133,11 @@ def resident_outputs(config, workload, mapping, bits, host, fused, p):
     cand = candidates(config, workload, host, fused)
     need = held_bytes(jnp.where(cand, output_bytes(workload, bits), 0.0), fused)
     ok = need <= free_bytes(config, mapping, bits, p)
-    first, last = group_bounds(np.asarray(fused, dtype=bool))
+    first, last = group_bounds(fused)
     # Every layer of a group fits: no misfit between its first and last layer (a running count
     # of misfits, read at both ends: linear in the layer count).
     misfits = jnp.cumsum(jnp.where(ok, 0, 1), axis=-1)
-    before = jnp.where(first > 0, jnp.take(misfits, np.maximum(first - 1, 0), axis=-1), 0)
+    before = jnp.where(first > 0, jnp.take(misfits, jnp.maximum(first - 1, 0), axis=-1), 0)
     layer_ok = jnp.take(misfits, last, axis=-1) - before == 0
     return cand & layer_ok & _next(layer_ok, False)
 

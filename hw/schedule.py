@@ -57,20 +57,21 @@ HOST_ONLY = "host"
 
 def on_host(kinds: tuple[str, ...], unsupported: tuple[str, ...]) -> np.ndarray:
     """True where the layer's kind is one the NPU does not support, shape=(L,)."""
-    return np.array([k in unsupported or k == HOST_ONLY for k in kinds], dtype=bool)
+    return np.isin(np.asarray(kinds, dtype=str), [*unsupported, HOST_ONLY])
 
 
 def fused_edges(kinds: tuple[str, ...], unsupported: tuple[str, ...], fusion: bool):
     """``fused[i]``: layer ``i`` reads layer ``i-1``'s output on chip, shape=(L,)."""
-    host = on_host(kinds, unsupported)
-    fused = np.zeros(len(kinds), dtype=bool)
-    if not fusion:
+    names = np.asarray(kinds, dtype=str)
+    fused = np.zeros(len(names), dtype=bool)
+    if not fusion or len(names) < 2:
         return fused
-    for i in range(1, len(kinds)):
-        prev, cur = kinds[i - 1], kinds[i]
-        chain = cur in _ELEMENTWISE
-        attention = (prev, cur) in (("matmul", "softmax"), ("softmax", "matmul"))
-        fused[i] = (chain or attention) and not host[i] and not host[i - 1]
+    host = on_host(kinds, unsupported)
+    prev, cur = names[:-1], names[1:]
+    chain = np.isin(cur, sorted(_ELEMENTWISE))
+    scores = (prev == "matmul") & (cur == "softmax")
+    attention = scores | ((prev == "softmax") & (cur == "matmul"))
+    fused[1:] = (chain | attention) & ~host[1:] & ~host[:-1]
     return fused
 
 

@@ -177,24 +177,21 @@ def simulate(
     config = validate_config(design.config)
     validate_workload(workload)
     validate_pair(config, workload)
-    # The compiled cost model is keyed on static fields: names are left out of the key, so
-    # that another design or workload of the same shapes runs the same programs.
-    anon, anon_wl = _unnamed(config, workload)
-    mapping = cost.default_mapping(anon, anon_wl)
+    # The compiled cost model is keyed on shapes and switches, not on names or layer kinds
+    # (hw.cost.evaluate): another design or workload of the same length runs the same programs.
+    mapping = cost.default_mapping(config, workload)
     mapping, layer_bits = boundary(per_layer)(design, workload, mapping)
     if widths:
         layer_bits = model_widths(design, workload, layer_bits, widths)
-    rep = cost.evaluate(anon, anon_wl, mapping, stall=stall, layer_bits=layer_bits)
-    rep = dataclasses.replace(rep, names=workload.names)
+    rep = cost.evaluate(config, workload, mapping, stall=stall, layer_bits=layer_bits)
     error = checks.fit_error(config, workload, rep.fits)
     if error is not None:
         raise InputError(error)
     steady = None
     if steady_state:
         steady = cost.evaluate(
-            anon, anon_wl, mapping, stall=stall, layer_bits=layer_bits, steady_state=True
+            config, workload, mapping, stall=stall, layer_bits=layer_bits, steady_state=True
         )
-        steady = dataclasses.replace(steady, names=workload.names)
     return Simulation(
         config, workload, mapping, layer_bits, rep, stall, base or config.name, steady
     )
@@ -227,10 +224,3 @@ def model_widths(design: DesignFile, workload: Workload, layer_bits, widths: dic
                 )
             arr[i] = value
     return w, a
-
-
-def _unnamed(config: NPUConfig, workload: Workload) -> tuple[NPUConfig, Workload]:
-    """``config`` and ``workload`` with their names blanked (static fields the numbers do not
-    depend on)."""
-    blank = ("",) * workload.num_layers
-    return dataclasses.replace(config, name=""), dataclasses.replace(workload, names=blank)

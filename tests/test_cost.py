@@ -225,10 +225,33 @@ def test_jit_equals_no_jit_and_batch_equals_loop():
 
 def test_changing_values_does_not_recompile():
     cost.evaluate(design(rows=16), WL)
-    before = cost.evaluate._cache_size()
+    before = cost._evaluate._cache_size()
     for r in (8, 24, 64):
         cost.evaluate(design(rows=r, dram_bw_gbps=float(r)), WL)
-    assert cost.evaluate._cache_size() == before
+    assert cost._evaluate._cache_size() == before
+
+
+def test_another_workload_of_the_same_length_runs_the_same_program():
+    """Names, layer kinds and the preset's name are not part of the compiled program's key;
+    the kinds still decide where each layer runs and which edges fuse."""
+    relu = layers.workload(
+        [layers.gemm("g", m=64, k=64, n=64), layers.vector("act", "relu", elems=64 * 64)]
+    )
+    softmax = layers.workload(
+        [layers.gemm("h", m=32, k=64, n=64), layers.vector("p", "softmax", elems=32 * 64)]
+    )
+    fused = cost.evaluate(design(), relu)
+    before = cost._evaluate._cache_size()
+    unfused = cost.evaluate(dataclasses.replace(design(), name="other"), softmax)
+    host = cost.evaluate(design(unsupported_ops=("softmax",)), softmax)
+    assert cost._evaluate._cache_size() == before + 1  # unsupported_ops is a code-path switch
+    assert fused.names == ("g", "act") and unfused.names == ("h", "p")
+    # a relu fuses into the GEMM before it (no DRAM write of the GEMM's output); a softmax
+    # after a GEMM does not; a softmax the NPU does not run goes to the host
+    assert float(fused.dram_ofmap_write_bytes[0]) == 0
+    assert float(unfused.dram_ofmap_write_bytes[0]) > 0
+    assert [bool(h) for h in host.on_host] == [False, True]
+    assert [bool(h) for h in unfused.on_host] == [False, False]
 
 
 def test_tiles_that_do_not_fit_are_flagged():
@@ -271,12 +294,12 @@ def test_new_temperature_or_design_value_does_not_recompile():
     cfg = design(dram_bw_gbps=4.0)
     mapping = cost.default_mapping(cfg, WL)
     first = float(cost.evaluate(cfg, WL, mapping, Arith.smooth(0.1)).edp_js)
-    before = cost.evaluate._cache_size()
+    before = cost._evaluate._cache_size()
     edps = [
         float(cost.evaluate(design(rows=r, dram_bw_gbps=4.0), WL, mapping, Arith.smooth(t)).edp_js)
         for t, r in ((0.3, 32), (0.01, 32), (0.05, 48))
     ]
-    assert cost.evaluate._cache_size() == before
+    assert cost._evaluate._cache_size() == before
     assert len({first, *edps}) == 4  # the temperature and the design do reach the numbers
 
 
