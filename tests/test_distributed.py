@@ -62,7 +62,10 @@ def _args(root: Path, out: str) -> list[str]:
 
 def test_two_processes_find_what_one_finds(files, capsys):
     port = _free_port()
-    env = {**os.environ, "NPU_DSE_COMPILE_CACHE": "off", "XLA_FLAGS": ""}
+    # one device per process (whatever device count XLA_FLAGS asks of this one), compiled as
+    # this process compiles (tests/conftest.py), so that both compute the same floats
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    env = {**os.environ, "NPU_DSE_COMPILE_CACHE": "off", "XLA_FLAGS": " ".join(flags)}
     procs = [
         subprocess.Popen(
             [

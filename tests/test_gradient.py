@@ -78,7 +78,7 @@ def sharded(tmp_path_factory):
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8",
     )
     with open(root / "out", "w") as out, open(root / "err", "w") as err:
         proc = subprocess.Popen(
