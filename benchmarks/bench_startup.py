@@ -7,6 +7,9 @@ Each figure is the median wall time of ``--repeats`` fresh processes:
 - ``npu-dse --help`` and ``npu-dse presets`` (no JAX imported);
 - ``npu-dse simulate`` of two GEMMs, cold (an empty compilation cache folder each time) and
   warm (the same folder, filled by an earlier run), with ``--compile-cache DIR``;
+- ``npu-dse simulate`` of three other GEMMs (other names, shapes and length) with the cache
+  the two-GEMM run filled, restored before each run: another network of a nearby length, as
+  a user adding a layer runs it (both are padded to the same bucket of lengths, hw.buckets);
 - with ``--search``, ``npu-dse search`` of the bundled two-GEMM space cold and warm, and warm
   with other budgets (the limits are traced, so the warm programs serve them).
 
@@ -32,6 +35,7 @@ from pathlib import Path
 PY = [sys.executable]
 CLI = [sys.executable, "-m", "npu_dse.cli"]
 GEMMS = "Layer, M, N, K,\ng0, 512, 256, 128,\ng1, 256, 512, 256,\n"
+OTHER = "Layer, M, N, K,\nqkv, 128, 768, 256,\nout, 128, 256, 768,\nfc, 64, 1024, 256,\n"
 SPACE = '{"rows": [16, 32, 64], "cols": [16, 32, 64], "sram_kib": [64, 256, 1024]}'
 
 
@@ -79,6 +83,16 @@ def main() -> None:
         ]
         _time(sim)  # fill the cache
         rows.append(("simulate 2 GEMMs, warm cache", _median(sim, n)))
+        (tmp / "other.csv").write_text(OTHER)
+        filled = tmp / "filled"
+        shutil.copytree(cache, filled)
+
+        def as_filled():
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.copytree(filled, cache)
+
+        other_sim = [*sim[:-2], str(tmp / "other.csv"), "--gemm"]
+        rows.append(("simulate 3 GEMMs, 2's cache", _median(other_sim, n, before=as_filled)))
         if args.search:
             search = [*CLI, "--compile-cache", str(cache), "search", "--workload"]
             search += [str(tmp / "two.csv"), "--gemm", "--space", str(tmp / "space.json")]

@@ -52,7 +52,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from hw import arith, grouped, memory, residency, scalesim_memory, schedule, tech
+from hw import arith, buckets, grouped, memory, residency, scalesim_memory, schedule, tech
 from hw.arith import EXACT, Arith
 from hw.mapper import default_mapping, min_tiles  # noqa: F401 (re-exported)
 from hw.types import (
@@ -180,16 +180,29 @@ def evaluate(
     The compiled program is keyed on the layer count and the config's code-path switches, not
     on names or layer kinds: what the kinds decide (which layers run on the host, which edges
     fuse, which layers are grouped convs) goes in as per-layer masks, so that every workload
-    of one length shares one program.
+    of one length shares one program; a top-level call pads the workload to a bucket of
+    lengths (:mod:`hw.buckets`), so that workloads of nearby lengths share it too.
     """
     host = schedule.on_host(workload.kinds, config.unsupported_ops)
     fused = schedule.fused_edges(workload.kinds, config.unsupported_ops, config.fusion)
     grouped_ = grouped.grouped_layers(workload.kinds)
+    any_grouped = bool(grouped_.any())
     anon_config, anon_workload = anonymous(config, workload)
+    n = len(workload.kinds)
+    size = buckets.bucket(n) if buckets.applies(config, workload, mapping, ar, layer_bits) else n
+    if size != n:  # a top-level call: the bucket's program (hw.buckets)
+        anon_workload = buckets.pad_workload(anon_workload, size)
+        mapping = buckets.pad_mapping(mapping, n, size)
+        layer_bits = buckets.pad_bits(layer_bits, n, size)
+        host = buckets.pad_mask(host, size, True)
+        fused = buckets.pad_mask(fused, size, False)
+        grouped_ = buckets.pad_mask(grouped_, size, False)
     rep = _evaluate(
         anon_config, anon_workload, mapping, ar, layer_bits, host, fused, grouped_,
-        stall=stall, steady_state=steady_state, any_grouped=bool(grouped_.any()),
+        stall=stall, steady_state=steady_state, any_grouped=any_grouped,
     )  # fmt: skip
+    if size != n:
+        rep = buckets.cut_report(rep, n)
     return dataclasses.replace(rep, names=workload.names)
 
 

@@ -39,7 +39,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from hw import memory
+from hw import buckets, memory
 from hw.arith import EXACT
 from hw.types import LayerBits, Mapping, NPUConfig, Workload
 from hw.x64 import x64
@@ -147,13 +147,20 @@ def default_mapping(
     (``dram_cycles + exposed_cycles``), ties going to the fewest DRAM bytes: the optimum of
     the full :func:`tile_grid`. Where nothing fits, the smallest legal tiles are returned
     (``CostReport.fits`` is then False). ``layer_bits``: the layers' widths (``None``: the
-    config's for every layer). The compiled program is keyed on the layer count and the
-    config's switches, not on names or layer kinds (the tiles depend on neither).
+    config's for every layer). The compiled program is keyed on the layer count (its bucket,
+    :mod:`hw.buckets`, at the top level) and the config's switches, not on names or layer
+    kinds (the tiles depend on neither).
     """
     names, kinds = ("",) * len(workload.names), ("",) * len(workload.kinds)
     config = dataclasses.replace(config, name="")
     workload = dataclasses.replace(workload, names=names, kinds=kinds)
-    return _default_mapping(config, workload, layer_bits)
+    n = len(kinds)
+    if not buckets.applies(config, workload, layer_bits):
+        return _default_mapping(config, workload, layer_bits)
+    size = buckets.bucket(n)  # a top-level call: the bucket's program (hw.buckets)
+    workload = buckets.pad_workload(workload, size)
+    layer_bits = buckets.pad_bits(layer_bits, n, size)
+    return buckets.cut_mapping(_default_mapping(config, workload, layer_bits), n)
 
 
 @jax.jit
