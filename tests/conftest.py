@@ -8,7 +8,7 @@ switches it on for the one test that checks it.
 XLA compiles the suite's programs without LLVM's optimization passes
 (``--xla_backend_optimization_level=0``, appended to ``XLA_FLAGS`` before JAX starts, and so
 inherited by the CLI runs in child processes): most of the suite's time is compilation of
-small programs that then run for milliseconds, and the passes take about half of it. The
+small programs that then run for milliseconds, and the passes take about a third of it. The
 programs compute the same things; floating-point results may differ from an optimized build's
 in the last bits (LLVM may fuse a multiply and an add), so no test compares floats across the
 two for exact equality. ``NPU_DSE_TEST_XLA_OPT=default`` runs the suite with XLA's own level.
