@@ -63,6 +63,7 @@ from hw.types import (
     NPUConfig,
     SramAccesses,
     Workload,
+    anonymous,
 )
 from hw.x64 import x64
 
@@ -204,16 +205,6 @@ def evaluate(
     if size != n:
         rep = buckets.cut_report(rep, n)
     return dataclasses.replace(rep, names=workload.names)
-
-
-def anonymous(config: NPUConfig, workload: Workload) -> tuple[NPUConfig, Workload]:
-    """``config`` and ``workload`` with their names and layer kinds blanked: static fields
-    the numbers do not depend on once the kinds' masks are taken (:func:`evaluate`)."""
-    names, kinds = ("",) * len(workload.names), ("",) * len(workload.kinds)
-    return (
-        dataclasses.replace(config, name=""),
-        dataclasses.replace(workload, names=names, kinds=kinds),
-    )
 
 
 @functools.partial(jax.jit, static_argnames=("stall", "steady_state", "any_grouped"))

@@ -33,7 +33,6 @@ slab of a block at a time, without materializing the grid.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
@@ -41,7 +40,7 @@ import jax.numpy as jnp
 
 from hw import buckets, memory
 from hw.arith import EXACT
-from hw.types import LayerBits, Mapping, NPUConfig, Workload
+from hw.types import LayerBits, Mapping, NPUConfig, Workload, anonymous
 from hw.x64 import x64
 
 TILE_EXPONENTS = 17
@@ -151,10 +150,8 @@ def default_mapping(
     :mod:`hw.buckets`, at the top level) and the config's switches, not on names or layer
     kinds (the tiles depend on neither).
     """
-    names, kinds = ("",) * len(workload.names), ("",) * len(workload.kinds)
-    config = dataclasses.replace(config, name="")
-    workload = dataclasses.replace(workload, names=names, kinds=kinds)
-    n = len(kinds)
+    config, workload = anonymous(config, workload)
+    n = len(workload.kinds)
     if not buckets.applies(config, workload, layer_bits):
         return _default_mapping(config, workload, layer_bits)
     size = buckets.bucket(n)  # a top-level call: the bucket's program (hw.buckets)

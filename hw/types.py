@@ -174,6 +174,17 @@ class Workload:
         return self.gemm_m * self.gemm_k * self.gemm_n * self.gemm_count
 
 
+def anonymous(config: NPUConfig, workload: Workload) -> tuple[NPUConfig, Workload]:
+    """``config`` and ``workload`` with their names and layer kinds blanked: static fields a
+    compiled cost function does not depend on once the kinds' masks are taken (``hw.cost``),
+    left out of its cache key."""
+    names, kinds = ("",) * len(workload.names), ("",) * len(workload.kinds)
+    return (
+        dataclasses.replace(config, name=""),
+        dataclasses.replace(workload, names=names, kinds=kinds),
+    )
+
+
 @pytree_dataclass
 class Mapping:
     """Per-layer schedule: DRAM-level tile sizes of the GEMM and the loop order.
