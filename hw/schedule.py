@@ -1,7 +1,8 @@
 """Where each layer runs (NPU or host) and which intermediates fusion keeps on chip.
 
 Both are decided from static metadata (layer kinds, ``NPUConfig.unsupported_ops``,
-``NPUConfig.fusion``), so they are NumPy constants inside a jitted cost function.
+``NPUConfig.fusion``) as NumPy masks; ``hw.cost.evaluate`` passes them into its compiled
+program as arguments, so that the program does not depend on the kinds.
 
 Layers run in order and each consumes the output of the one before it (a residual ``add``
 reads its second input from DRAM). With fusion on, the edge ``i-1 -> i`` stays on chip when

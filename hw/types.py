@@ -2,8 +2,9 @@
 
 A field is a pytree leaf (traced by jit, vmapped, differentiated) iff it is a number that a
 search may change; names, layer kinds and code-path switches are static metadata. Changing a
-leaf's value never recompiles a jitted cost function; changing a static field does. Build
-variants with ``dataclasses.replace``.
+leaf's value never recompiles a jitted cost function; changing a static field does, except
+names and layer kinds, which ``hw.evaluate`` leaves out of its program's key (:func:`anonymous`).
+Build variants with ``dataclasses.replace``.
 
 Units are in field names (``_kib``, ``_mhz``, ``_gbps``, ``_bits``, ``_pj``, ...). Per-layer
 fields have shape ``(L,)``; a batch of designs or layers adds leading axes, and reductions over
